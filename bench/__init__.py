@@ -1,0 +1,1 @@
+"""Benchmark and accuracy harness (`streamscribe bench`, `python -m bench`)."""

@@ -1,0 +1,3 @@
+"""streamscribe: self-hosted real-time speech-to-text."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The HTTP/WebSocket application: one port for streaming, batch, health and pages."""

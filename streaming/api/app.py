@@ -1,0 +1,64 @@
+"""Builds the Starlette application and owns its lifetime (model loading, schedulers)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ..config import ServerConfig
+from ..engine import Engine
+from ..errors import StreamscribeError
+from . import listen
+
+log = logging.getLogger("streamscribe")
+
+
+@dataclass
+class AppState:
+    config: ServerConfig
+    engine: Engine
+
+
+def state_of(request) -> AppState:
+    return request.app.state.streamscribe
+
+
+async def healthz(request: Request) -> JSONResponse:
+    state = state_of(request)
+    models = {name: {"calls": s.stats.calls, "queued": s.stats.queued,
+                     "running": s.stats.running, "partials_dropped": s.stats.partials_dropped}
+              for name, s in state.engine.loaded().items()}
+    return JSONResponse({"status": "ok", "default_model": state.engine.default,
+                         "models": models, "active_streams": listen.active_streams(request.app)})
+
+
+async def error_handler(request: Request, exc: StreamscribeError) -> JSONResponse:
+    return JSONResponse(exc.to_openai(), status_code=exc.status)
+
+
+def create_app(config: ServerConfig, engine: Engine | None = None) -> Starlette:
+    """The one ASGI app. Pass an `engine` to share loaded models (tests, in-process CLI)."""
+    engine = engine or Engine(config.model)
+    owns_engine = not engine.loaded()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        await engine.start()
+        log.info("model %s ready", engine.default)
+        try:
+            yield
+        finally:
+            if owns_engine:
+                await engine.close()
+
+    routes = [Route("/healthz", healthz), *listen.routes()]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={StreamscribeError: error_handler})
+    app.state.streamscribe = AppState(config=config, engine=engine)
+    return app

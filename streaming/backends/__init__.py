@@ -1,0 +1,1 @@
+"""Transcriber backends: local faster-whisper, a remote OpenAI-compatible pool, a fake for tests."""

@@ -1,0 +1,88 @@
+"""Local CTranslate2 Whisper through faster-whisper, on weights resolved by `models.py`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InvalidParameter, TranscriptionError
+from ..models import ResolvedModel, set_offline
+from ..transcriber import ModelInfo, Segment, TranscribeOptions, Transcript, Word
+
+
+@dataclass(frozen=True)
+class FasterWhisperConfig:
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    workers: int = 1       # concurrent calls the model allows (CTranslate2 inter_threads)
+    device: str = "cpu"
+
+
+class FasterWhisperTranscriber:
+    def __init__(self, model: ResolvedModel, config: FasterWhisperConfig = FasterWhisperConfig()):
+        set_offline()
+        from faster_whisper import WhisperModel
+
+        self._model = WhisperModel(
+            str(model.path), device=config.device, compute_type=config.compute_type,
+            cpu_threads=config.cpu_threads, num_workers=config.workers, local_files_only=True)
+        self._info = ModelInfo(
+            name=model.name, multilingual=self._model.model.is_multilingual,
+            backend="faster-whisper",
+            details={"path": str(model.path), "compute_type": config.compute_type,
+                     "cpu_threads": config.cpu_threads, "workers": config.workers})
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    def detect_language(self, audio: np.ndarray) -> dict[str, float]:
+        if not self._info.multilingual:
+            return {"en": 1.0}
+        _, _, all_probs = self._model.detect_language(audio)
+        return dict(all_probs)
+
+    def _language(self, audio: np.ndarray, options: TranscribeOptions) -> str | None:
+        if options.language is not None:
+            if not self._info.multilingual and options.language != "en":
+                raise InvalidParameter(
+                    f"model {self._info.name!r} is English-only; language "
+                    f"{options.language!r} needs a multilingual model", param="language")
+            return options.language
+        if not self._info.multilingual:
+            return "en"
+        if options.languages:
+            probs = self.detect_language(audio)
+            return max(options.languages, key=lambda code: probs.get(code, 0.0))
+        return None
+
+    def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
+        language = self._language(audio, options)
+        if options.task == "translate" and not self._info.multilingual:
+            raise InvalidParameter(
+                f"model {self._info.name!r} is English-only and cannot translate", param="model")
+        try:
+            segments_iter, info = self._model.transcribe(
+                audio, language=language, task=options.task, beam_size=options.beam_size,
+                temperature=options.temperature, initial_prompt=options.prompt,
+                prefix=options.prefix, word_timestamps=options.word_timestamps,
+                vad_filter=options.vad_filter, condition_on_previous_text=False)
+            # faster-whisper is lazy: decoding happens while iterating, so do it here,
+            # inside the worker thread.
+            raw = list(segments_iter)
+        except (RuntimeError, ValueError) as exc:
+            raise TranscriptionError(f"transcription failed: {exc}") from exc
+        segments = tuple(
+            Segment(
+                id=i, seek=int(s.seek), start=float(s.start), end=float(s.end),
+                text=s.text, tokens=tuple(s.tokens), temperature=float(s.temperature or 0.0),
+                avg_logprob=float(s.avg_logprob), compression_ratio=float(s.compression_ratio),
+                no_speech_prob=float(s.no_speech_prob),
+                words=tuple(Word(w.word.strip(), float(w.start), float(w.end),
+                                 float(w.probability)) for w in (s.words or ())))
+            for i, s in enumerate(raw))
+        text = "".join(s.text for s in segments).strip()
+        return Transcript(text=text, language=info.language,
+                          language_probability=float(info.language_probability),
+                          duration=float(info.duration), segments=segments, task=options.task)

@@ -1,0 +1,123 @@
+"""Configuration as frozen dataclasses, read from the environment with one prefix.
+
+Every field has a documented default; `ServerConfig.from_env(environ)` reads
+`STREAMSCRIBE_*` variables so tests can inject their own mapping.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Mapping
+
+from .errors import ConfigError
+
+ENV_PREFIX = "STREAMSCRIBE_"
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    """Speech segmentation. Times are in ms of audio, counted in samples, never wall clock."""
+
+    aggressiveness: int = 2         # webrtcvad mode 0..3
+    frame_ms: int = 30              # webrtcvad frame (10, 20 or 30)
+    start_window_ms: int = 150      # speech starts when most of this window is voiced
+    start_voiced_ms: int = 90       # ... this much of it
+    preroll_ms: int = 300           # audio kept before the detected start (no clipped onsets)
+    endpointing_ms: int = 600       # silence that ends an utterance (Deepgram `endpointing`)
+    speculative_ms: int = 150       # silence after which the final is transcribed ahead
+    min_speech_ms: int = 250        # shorter bursts are dropped as noise
+    max_utterance_s: float = 25.0   # longer monologues are split at the quietest pause
+
+    def __post_init__(self) -> None:
+        if self.aggressiveness not in (0, 1, 2, 3):
+            raise ConfigError("vad aggressiveness must be 0..3")
+        if self.frame_ms not in (10, 20, 30):
+            raise ConfigError("vad frame_ms must be 10, 20 or 30")
+        if not 0 < self.speculative_ms:
+            raise ConfigError("speculative_ms must be positive")
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Per-connection behaviour of the streaming endpoints."""
+
+    partial_interval_ms: int = 500       # new audio between partial transcriptions
+    max_frame_bytes: int = 1 << 20       # larger binary frames are rejected
+    max_pending_finals: int = 32         # beyond this, audio intake waits (backpressure)
+    send_queue: int = 256                # outgoing messages per connection
+    idle_timeout_s: float = 30.0         # no audio nor KeepAlive for this long: close (Deepgram: 10 s)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "base"                   # bundled name or CTranslate2 directory
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    workers: int = 1                     # concurrent model calls
+    beam_size: int = 1
+    # Public names (OpenAI, Together, Deepgram) mapped to local models: "alias=model,...".
+    aliases: str = ("whisper-1=base,openai/whisper-large-v3=base,nova-2=base,nova-3=base,"
+                    "nova=base,general=base,whisper=base")
+    allowed: str = "base,tiny.en"        # local models that may be loaded on request
+
+    def alias_map(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.aliases.split(",") if "=" in item)
+        return {k.strip(): v.strip() for k, v in pairs}
+
+    def allowed_models(self) -> tuple[str, ...]:
+        names = [n.strip() for n in self.allowed.split(",") if n.strip()]
+        return tuple(dict.fromkeys([self.name, *names]))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: tuple[str, ...] = ()
+    model: ModelConfig = field(default_factory=ModelConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "ServerConfig":
+        """Defaults, then `STREAMSCRIBE_*` variables, then keyword overrides.
+
+        Nested fields use the section name: STREAMSCRIBE_MODEL_NAME, STREAMSCRIBE_VAD_AGGRESSIVENESS.
+        STREAMSCRIBE_API_KEYS is a comma-separated list.
+        """
+        env = os.environ if environ is None else environ
+        config = cls()
+        for f in fields(cls):
+            value = getattr(config, f.name)
+            if hasattr(value, "__dataclass_fields__"):
+                sub = _from_env(type(value), env, f"{ENV_PREFIX}{f.name.upper()}_")
+                config = replace(config, **{f.name: sub})
+        top = {}
+        for key in ("host", "port"):
+            raw = env.get(f"{ENV_PREFIX}{key.upper()}")
+            if raw is not None:
+                top[key] = _convert(raw, type(getattr(config, key)), f"{ENV_PREFIX}{key.upper()}")
+        keys = env.get(f"{ENV_PREFIX}API_KEYS")
+        if keys:
+            top["api_keys"] = tuple(k.strip() for k in keys.split(",") if k.strip())
+        return replace(config, **top, **overrides)
+
+
+def _convert(raw: str, kind: type, variable: str):
+    try:
+        if kind is bool:
+            return raw.lower() in ("1", "true", "yes", "on")
+        return kind(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{variable}={raw!r}: {exc}") from exc
+
+
+def _from_env(kind, env: Mapping[str, str], prefix: str):
+    default = kind()
+    values = {}
+    for f in fields(kind):
+        raw = env.get(prefix + f.name.upper())
+        if raw is not None:
+            values[f.name] = _convert(raw, type(getattr(default, f.name)), prefix + f.name.upper())
+    return kind(**values)

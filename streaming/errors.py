@@ -1,0 +1,105 @@
+"""One exception tree for the whole service.
+
+    StreamscribeError                 code, status, param
+    ├── ConfigError                   bad server configuration (startup)
+    ├── ModelError
+    │   ├── ModelNotFound             model_not_found (404)
+    │   └── ModelIntegrityError       model_integrity_error (500)
+    ├── AuthError                     invalid_api_key (401)
+    ├── InvalidRequest                invalid_request_error (400)
+    │   ├── InvalidParameter          invalid_parameter, names the parameter
+    │   ├── AudioDecodeError          audio_decode_error / empty_audio
+    │   ├── AudioTooLong              audio_too_long
+    │   └── FileTooLarge              file_too_large (413 upload, 400 URL)
+    ├── ProtocolError                 a malformed streaming message (the stream goes on)
+    ├── Overloaded                    server_overloaded (503)
+    └── TranscriptionError            the backend failed (500 / 502 for remote)
+
+Every error carries the machine-readable `code` that goes on the wire, the HTTP `status`
+used by the REST API and the upgrade rejection, and the `param` it concerns (or None).
+"""
+
+from __future__ import annotations
+
+
+class StreamscribeError(Exception):
+    code = "internal_error"
+    status = 500
+    type = "server_error"
+
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.param = param
+
+    def to_openai(self) -> dict:
+        """The OpenAI error body: {"error": {"message", "type", "param", "code"}}."""
+        return {"error": {"message": self.message, "type": self.type,
+                          "param": self.param, "code": self.code}}
+
+
+class ConfigError(StreamscribeError):
+    code = "config_error"
+
+
+class ModelError(StreamscribeError):
+    code = "model_error"
+
+
+class ModelNotFound(ModelError):
+    code = "model_not_found"
+    status = 404
+    type = "invalid_request_error"
+
+
+class ModelIntegrityError(ModelError):
+    code = "model_integrity_error"
+
+
+class AuthError(StreamscribeError):
+    code = "invalid_api_key"
+    status = 401
+    type = "authentication_error"
+
+
+class InvalidRequest(StreamscribeError):
+    code = "invalid_request_error"
+    status = 400
+    type = "invalid_request_error"
+
+
+class InvalidParameter(InvalidRequest):
+    code = "invalid_parameter"
+
+
+class AudioDecodeError(InvalidRequest):
+    code = "audio_decode_error"
+
+
+class AudioTooLong(InvalidRequest):
+    code = "audio_too_long"
+
+
+class FileTooLarge(InvalidRequest):
+    code = "file_too_large"
+    status = 413
+
+
+class ProtocolError(StreamscribeError):
+    code = "protocol_error"
+    status = 400
+    type = "invalid_request_error"
+
+
+class Overloaded(StreamscribeError):
+    code = "server_overloaded"
+    status = 503
+
+
+class TranscriptionError(StreamscribeError):
+    code = "transcription_failed"

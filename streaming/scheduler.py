@@ -1,0 +1,107 @@
+"""Shares one loaded model between every connection and request, off the event loop.
+
+Jobs wait in one priority queue: stream finals first, then batch pieces, then partials.
+Partials are best effort: when the backlog is already as long as the number of workers,
+a new partial is refused (and counted) instead of queued, so under load partials thin out
+and finals keep their latency. Finals and batch jobs are never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from .transcriber import TranscribeOptions, Transcriber, Transcript
+
+
+class Priority(IntEnum):
+    FINAL = 0
+    BATCH = 1
+    PARTIAL = 2
+
+
+@dataclass
+class SchedulerStats:
+    calls: int = 0
+    partials_dropped: int = 0
+    busy_seconds: float = 0.0
+    queued: int = 0
+    running: int = 0
+
+
+class TranscriptionScheduler:
+    """Run `transcriber.transcribe` on `workers` threads, highest priority first."""
+
+    def __init__(self, transcriber: Transcriber, workers: int = 1) -> None:
+        self.transcriber = transcriber
+        self.workers = workers
+        self.stats = SchedulerStats()
+        self._queue: asyncio.PriorityQueue | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transcribe")
+        self._order = itertools.count()
+
+    async def start(self) -> None:
+        self._queue = asyncio.PriorityQueue()
+        self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _submit(self, audio: np.ndarray, options: TranscribeOptions,
+                priority: Priority) -> asyncio.Future:
+        if self._queue is None:
+            raise RuntimeError("scheduler not started")
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((int(priority), next(self._order), audio, options, future))
+        self.stats.queued = self._queue.qsize()
+        return future
+
+    async def transcribe(self, audio: np.ndarray, options: TranscribeOptions,
+                         priority: Priority = Priority.FINAL) -> Transcript:
+        """Queue a job that is never dropped; wait for its transcript."""
+        return await self._submit(audio, options, priority)
+
+    def try_partial(self, audio: np.ndarray, options: TranscribeOptions) -> asyncio.Future | None:
+        """Queue a partial only if a worker will take it soon; None means it was dropped."""
+        if self._queue is not None and self._queue.qsize() + self.stats.running >= self.workers:
+            self.stats.partials_dropped += 1
+            return None
+        return self._submit(audio, options, Priority.PARTIAL)
+
+    async def run_blocking(self, fn, *args):
+        """Run other model work (language detection) on the model's threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            _, _, audio, options, future = await self._queue.get()
+            if future.cancelled():
+                continue
+            self.stats.running += 1
+            started = time.perf_counter()
+            try:
+                result = await loop.run_in_executor(
+                    self._executor, self.transcriber.transcribe, audio, options)
+            except Exception as exc:  # handed to the waiting caller, who reports it
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+            finally:
+                self.stats.running -= 1
+                self.stats.calls += 1
+                self.stats.busy_seconds += time.perf_counter() - started
+                self.stats.queued = self._queue.qsize()

@@ -1,0 +1,84 @@
+"""Run the app with uvicorn: in the foreground (CLI) or on a background thread (tests, bench)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import Iterator
+
+import uvicorn
+
+from .api.app import create_app
+from .config import ServerConfig
+from .engine import Engine
+
+
+def uvicorn_config(app, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
+    # websockets' sans-I/O implementation; size limits are enforced by our own handlers, so the
+    # transport limit only guards against absurd frames.
+    return uvicorn.Config(app, host=host, port=port, ws="websockets-sansio", ws_max_size=64 << 20,
+                          log_level=log_level, lifespan="on", ws_ping_interval=20,
+                          ws_ping_timeout=20, timeout_graceful_shutdown=5)
+
+
+def serve(config: ServerConfig) -> None:
+    uvicorn.Server(uvicorn_config(create_app(config), config.host, config.port)).run()
+
+
+class BackgroundServer:
+    """A real server on 127.0.0.1 (port 0 by default) on its own thread and event loop."""
+
+    def __init__(self, config: ServerConfig, engine: Engine | None = None,
+                 log_level: str = "warning") -> None:
+        self.app = create_app(config, engine)
+        self._server = uvicorn.Server(uvicorn_config(self.app, config.host, config.port,
+                                                     log_level))
+        self._thread = threading.Thread(target=self._run, name="streamscribe-server", daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.port: int | None = None
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._server.serve())
+        except BaseException as exc:  # surfaced by start()
+            self._error = exc
+
+    def start(self, timeout: float = 120.0) -> "BackgroundServer":
+        self._thread.start()
+        self._thread.join(0)
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if self._error or not self._thread.is_alive():
+                raise RuntimeError(f"server failed to start: {self._error!r}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not start")
+            time.sleep(0.05)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def background_server(config: ServerConfig, engine: Engine | None = None) -> Iterator[BackgroundServer]:
+    server = BackgroundServer(config, engine).start()
+    try:
+        yield server
+    finally:
+        server.stop()

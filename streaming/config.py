@@ -71,6 +71,29 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class BatchConfig:
+    """The batch API (/v1/audio/*): limits as Together publishes them, and long-file splitting."""
+
+    max_upload_bytes: int = 500 * 1000 * 1000    # larger uploads: 413, while the body streams in
+    upload_idle_timeout_s: float = 60.0         # no upload bytes for this long: 408
+    max_url_bytes: int = 1000 * 1000 * 1000      # larger URL downloads: 400 file_too_large
+    url_timeout_s: float = 30.0                 # connect / between-bytes timeout of a URL fetch
+    url_total_timeout_s: float = 600.0          # whole URL download
+    # Hosts or networks (CIDR) that URL input may reach although private/loopback: "a,b/24".
+    url_allowlist: str = ""
+    max_duration_s: float = 4 * 3600.0          # longer audio: 400 audio_too_long
+    piece_max_s: float = 30.0                   # long audio is cut at pauses into pieces this long
+    piece_min_s: float = 10.0                   # ... and no shorter, unless the file ends
+    parallelism: int = 2                        # pieces of one request in flight at once
+
+    def __post_init__(self) -> None:
+        if not 0 < self.piece_min_s <= self.piece_max_s <= 30.0:
+            raise ConfigError("batch pieces need 0 < piece_min_s <= piece_max_s <= 30")
+        if self.parallelism < 1:
+            raise ConfigError("batch parallelism must be at least 1")
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -78,6 +101,7 @@ class ServerConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     vad: VadConfig = field(default_factory=VadConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "ServerConfig":

@@ -10,7 +10,9 @@
     │   ├── InvalidParameter          invalid_parameter, names the parameter
     │   ├── AudioDecodeError          audio_decode_error / empty_audio
     │   ├── AudioTooLong              audio_too_long
-    │   └── FileTooLarge              file_too_large (413 upload, 400 URL)
+    │   ├── FileTooLarge              file_too_large (413 upload, 400 URL)
+    │   └── UrlRefused                url_not_allowed / url_fetch_failed: URL input refused
+    ├── UploadTimeout                 upload_timeout (408): the upload stalled
     ├── ProtocolError                 a malformed streaming message (the stream goes on)
     ├── Overloaded                    server_overloaded (503)
     └── TranscriptionError            the backend failed (500 / 502 for remote)
@@ -88,6 +90,16 @@ class AudioTooLong(InvalidRequest):
 class FileTooLarge(InvalidRequest):
     code = "file_too_large"
     status = 413
+
+
+class UrlRefused(InvalidRequest):
+    code = "url_not_allowed"
+
+
+class UploadTimeout(StreamscribeError):
+    code = "upload_timeout"
+    status = 408
+    type = "invalid_request_error"
 
 
 class ProtocolError(StreamscribeError):

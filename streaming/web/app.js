@@ -1,0 +1,303 @@
+// streamscribe live captions: microphone -> AudioWorklet (16 kHz PCM16) -> /v1/listen (Deepgram
+// live protocol) -> captions. Plain JS, no build step. State lives in `caption` below; the DOM
+// is a view of it. `window.streamscribe` exposes it to tests and to the console.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const RATE = 16000;
+
+const caption = {
+  state: "idle",          // idle | connecting | live | finishing | error
+  finals: [],             // {start, end, text, language, latencyMs}
+  partial: "",
+  language: null,
+  latencies: [],
+  offset: 0,              // seconds of audio from earlier sessions (keeps times monotonic)
+  sentSamples: 0,
+  metadata: null,
+  error: null,
+};
+window.streamscribe = caption;
+
+let session = null;       // {ws, media, ctx, node, startedAt, closing}
+
+// ---------- time formatting and transcript export ----------
+
+function clock(seconds, sep = ".", hours = true) {
+  const ms = Math.max(0, Math.round(seconds * 1000));
+  const h = Math.floor(ms / 3600000), m = Math.floor(ms / 60000) % 60, s = Math.floor(ms / 1000) % 60;
+  const frac = String(ms % 1000).padStart(3, "0");
+  const mm = String(m).padStart(2, "0"), ss = String(s).padStart(2, "0");
+  return (hours || h ? String(h).padStart(2, "0") + ":" : "") + `${mm}:${ss}${sep}${frac}`;
+}
+
+function shortClock(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
+
+const exporters = {
+  txt: (finals) => finals.map((f) => `[${shortClock(f.start)}] ${f.text}`).join("\n") + "\n",
+  srt: (finals) => finals.map((f, i) =>
+    `${i + 1}\n${clock(f.start, ",")} --> ${clock(f.end, ",")}\n${f.text}\n`).join("\n"),
+  vtt: (finals) => "WEBVTT\n\n" + finals.map((f) =>
+    `${clock(f.start)} --> ${clock(f.end)}\n${f.text}\n`).join("\n"),
+};
+window.streamscribeExport = exporters;
+
+function download(format) {
+  const body = exporters[format](caption.finals);
+  const type = format === "vtt" ? "text/vtt" : format === "srt" ? "application/x-subrip" : "text/plain";
+  const url = URL.createObjectURL(new Blob([body], { type: type + ";charset=utf-8" }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = `transcript-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-")}.${format}`;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+// ---------- view ----------
+
+function nearBottom(el) {
+  return el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+}
+
+function render() {
+  const main = $("#transcript");
+  const stick = nearBottom(main);
+  $("#state").textContent = caption.state;
+  $("#state").dataset.state = caption.state;
+  $("#toggle").textContent = session ? (caption.state === "finishing" ? "Finishing…" : "Stop") : "Start";
+  $("#toggle").setAttribute("aria-pressed", session ? "true" : "false");
+  $("#toggle").disabled = caption.state === "finishing" || caption.state === "connecting";
+  $("#model").disabled = $("#language").disabled = !!session;
+  $("#lang").textContent = caption.language || "–";
+  const lat = caption.latencies;
+  if (lat.length) {
+    const sorted = [...lat].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)];
+    $("#latency").textContent = `${Math.round(lat[lat.length - 1])} ms (median ${Math.round(median)} ms)`;
+  } else {
+    $("#latency").textContent = "–";
+  }
+  $("#error").textContent = caption.error || "";
+  $(".placeholder").hidden = caption.finals.length > 0 || !!caption.partial || !!session;
+  $("#partial").textContent = caption.partial;
+  for (const b of document.querySelectorAll(".downloads button")) b.disabled = caption.finals.length === 0;
+  if (stick) main.scrollTop = main.scrollHeight;
+}
+
+function appendFinal(f) {
+  const main = $("#transcript");
+  const stick = nearBottom(main);
+  const p = document.createElement("p");
+  p.className = "final";
+  const t = document.createElement("time");
+  t.textContent = shortClock(f.start);
+  t.title = `${clock(f.start)} – ${clock(f.end)}`;
+  const span = document.createElement("span");
+  span.className = "text";
+  span.textContent = f.text;
+  if (f.language) {
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = f.language + (f.latencyMs != null ? ` · ${Math.round(f.latencyMs)} ms` : "");
+    span.appendChild(meta);
+  }
+  p.append(t, span);
+  $("#finals").appendChild(p);
+  if (stick) main.scrollTop = main.scrollHeight;
+}
+
+// ---------- server messages (Deepgram live protocol, plus our extra fields) ----------
+
+function languageOf(msg) {
+  const ch = msg.channel || {};
+  const alt = (ch.alternatives || [])[0] || {};
+  return msg.language || ch.detected_language || alt.language || (alt.languages || [])[0] || null;
+}
+
+function onMessage(event) {
+  let msg;
+  try { msg = JSON.parse(event.data); } catch { return; }
+  if (msg.type === "Results") {
+    const alt = ((msg.channel || {}).alternatives || [])[0] || {};
+    const text = (alt.transcript || "").trim();
+    const language = languageOf(msg);
+    if (language) caption.language = language;
+    if (msg.is_final) {
+      caption.partial = "";
+      if (text) {
+        const start = caption.offset + (msg.start || 0);
+        const end = start + (msg.duration || 0);
+        let latencyMs = typeof msg.latency_ms === "number" ? msg.latency_ms : null;
+        if (latencyMs == null && session && session.startedAt) {
+          // measured: arrival time minus the wall time at which the utterance's audio ended
+          latencyMs = performance.now() - (session.startedAt + (msg.start + msg.duration) * 1000);
+        }
+        const f = { start, end, text, language, latencyMs };
+        caption.finals.push(f);
+        if (latencyMs != null && latencyMs >= 0) caption.latencies.push(latencyMs);
+        appendFinal(f);
+      }
+    } else {
+      caption.partial = text;
+    }
+  } else if (msg.type === "Metadata") {
+    caption.metadata = msg;
+  } else if (msg.type === "UtteranceEnd") {
+    caption.partial = "";
+  } else if (msg.type === "Error" || msg.type === "Warning" || msg.err_code || msg.error) {
+    caption.error = msg.description || msg.message || msg.err_msg || JSON.stringify(msg.error || msg);
+  }
+  render();
+}
+
+// ---------- capture and streaming ----------
+
+function listenUrl() {
+  const params = new URLSearchParams({
+    encoding: "linear16", sample_rate: String(RATE), channels: "1",
+    interim_results: "true", vad_events: "true", utterance_end_ms: "1000", punctuate: "true",
+  });
+  const language = $("#language").value;
+  if (language) params.set("language", language);
+  const model = $("#model").value;
+  if (model) params.set("model", model);
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/v1/listen?${params}`;
+}
+
+function openSocket(url, token) {
+  // Browsers cannot set headers on a WebSocket: the key goes in the `token` subprotocol,
+  // as Deepgram's JS SDK does.
+  return new Promise((resolve, reject) => {
+    const ws = token ? new WebSocket(url, ["token", token]) : new WebSocket(url);
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => resolve(ws);
+    ws.onerror = () => reject(new Error(token ? "connection refused (check the API key)" :
+      "connection refused (an API key may be required)"));
+  });
+}
+
+async function start() {
+  caption.error = null;
+  caption.state = "connecting";
+  session = { closing: false };
+  render();
+  try {
+    const token = $("#token").value.trim();
+    if (token) localStorage.setItem("streamscribe-token", token);
+    const media = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    });
+    session.media = media;
+    const ws = await openSocket(listenUrl(), token);
+    session.ws = ws;
+    ws.onmessage = onMessage;
+    ws.onclose = (e) => finished(e);
+    const ctx = new AudioContext({ latencyHint: "interactive" });
+    session.ctx = ctx;
+    await ctx.audioWorklet.addModule("/web/worklet.js");
+    const source = ctx.createMediaStreamSource(media);
+    const node = new AudioWorkletNode(ctx, "pcm-encoder", { processorOptions: { chunkMs: 100 } });
+    session.node = node;
+    // a silent path to the destination keeps the worklet pulled in every browser
+    const mute = ctx.createGain();
+    mute.gain.value = 0;
+    source.connect(node).connect(mute).connect(ctx.destination);
+    node.port.onmessage = (e) => {
+      const { pcm, peak } = e.data;
+      $("#level").style.width = `${Math.min(100, Math.round(peak * 140))}%`;
+      if (!session || !session.ws || session.ws.readyState !== WebSocket.OPEN) return;
+      if (!session.startedAt) session.startedAt = performance.now();
+      session.ws.send(pcm);
+      caption.sentSamples += pcm.byteLength / 2;
+    };
+    if (ctx.state === "suspended") await ctx.resume();
+    caption.state = "live";
+  } catch (err) {
+    caption.error = err && err.message ? err.message : String(err);
+    teardownAudio();
+    if (session && session.ws) session.ws.close();
+    session = null;
+    caption.state = "error";
+  }
+  render();
+}
+
+function teardownAudio() {
+  if (!session) return;
+  if (session.node) { session.node.port.postMessage("flush"); session.node.disconnect(); }
+  if (session.media) session.media.getTracks().forEach((t) => t.stop());
+  if (session.ctx) session.ctx.close();
+  $("#level").style.width = "0";
+}
+
+function stop() {
+  if (!session || session.closing) return;
+  session.closing = true;
+  caption.state = "finishing";
+  teardownAudio();
+  const ws = session.ws;
+  // let the worklet's last chunk reach the socket, then ask the server to flush and close
+  setTimeout(() => {
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "CloseStream" }));
+    setTimeout(() => { if (ws.readyState !== WebSocket.CLOSED) ws.close(); }, 15000);
+  }, 150);
+  render();
+}
+
+function finished(event) {
+  if (!session) return;
+  const wasClosing = session.closing;
+  teardownAudio();
+  session = null;
+  caption.partial = "";
+  caption.offset += caption.sentSamples / RATE;
+  caption.sentSamples = 0;
+  if (!wasClosing && event && event.code !== 1000) {
+    caption.error = `connection closed (${event.code}${event.reason ? ": " + event.reason : ""})`;
+    caption.state = "error";
+  } else {
+    caption.state = "idle";
+  }
+  render();
+}
+
+// ---------- set-up ----------
+
+async function loadConfig() {
+  try {
+    const r = await fetch("/web/config.json");
+    if (!r.ok) return;
+    const config = await r.json();
+    const select = $("#model");
+    for (const name of config.models || []) {
+      const o = document.createElement("option");
+      o.value = o.textContent = name;
+      select.appendChild(o);
+    }
+    if (config.default_model) select.options[0].textContent = `${config.default_model} (default)`;
+    $("#token-field").hidden = !config.auth_required;
+  } catch { /* the page still works with the server defaults */ }
+}
+
+function init() {
+  const params = new URLSearchParams(location.search);
+  $("#token").value = params.get("token") || localStorage.getItem("streamscribe-token") || "";
+  if (params.get("language")) $("#language").value = params.get("language");
+  $("#toggle").addEventListener("click", () => (session ? stop() : start()));
+  for (const b of document.querySelectorAll(".downloads button")) {
+    b.addEventListener("click", () => download(b.dataset.format));
+  }
+  loadConfig().then(() => {
+    if (params.get("model")) $("#model").value = params.get("model");
+    if (params.get("token")) $("#token-field").hidden = false;
+  });
+  render();
+}
+
+init();

@@ -94,6 +94,18 @@ class BatchConfig:
 
 
 @dataclass(frozen=True)
+class TwilioConfig:
+    """The Twilio Media Streams endpoint (`/v1/twilio`) and its call transcripts."""
+
+    webhook_url: str = ""                # POST each finished call's transcript here ("" = off)
+    webhook_timeout_s: float = 10.0
+    keep_calls: int = 100                # finished calls kept for GET /v1/twilio/calls/{sid}
+    language: str = "en"                 # "multi" to detect; a call's customParameters may override
+    model: str = ""                      # "" = the server's default model
+    max_subscribers: int = 64            # event-WebSocket listeners per call
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -102,6 +114,7 @@ class ServerConfig:
     vad: VadConfig = field(default_factory=VadConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
+    twilio: TwilioConfig = field(default_factory=TwilioConfig)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "ServerConfig":

@@ -44,6 +44,7 @@ class Transcription:
     language: str | None = None
     stable_words: int = 0
     latency_ms: float | None = None     # end of speech (sample time) to result, finals only
+    utterance: int = 0                  # index of the utterance on its channel
     hallucination: dict = field(default_factory=dict)   # score, flags, suppressed text
 
 

@@ -1,0 +1,186 @@
+"""Deepgram's live-streaming protocol (`/v1/listen`): query parsing, client messages, and the
+JSON encoding of our events. Sans-I/O: no sockets here.
+
+Shapes follow Deepgram's public API reference. Our additions ride along as extra fields
+(`language`, `stable_words`, `latency_ms`, `hallucination`) and never change theirs.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Mapping
+
+from ..errors import InvalidParameter, ProtocolError
+from ..events import Event, SpeechStarted, StreamWarning, Transcription, UtteranceEnd
+from ..languages import parse_language
+from ..session import StreamOptions
+
+# Deepgram parameters that Whisper makes moot (it always punctuates and formats) or that we
+# do not implement; accepted so existing clients run unchanged, and listed in Metadata.
+ACCEPTED_BOOLEAN = {"punctuate", "smart_format", "diarize", "numerals", "profanity_filter",
+                    "filler_words", "dictation", "measurements", "no_delay", "detect_entities",
+                    "mip_opt_out"}
+ACCEPTED_FREE = {"version", "tier", "tag", "keywords", "keyterm", "search", "replace", "redact",
+                 "extra", "callback", "callback_method", "token"}
+KNOWN = {"encoding", "sample_rate", "channels", "multichannel", "interim_results", "endpointing",
+         "utterance_end_ms", "vad_events", "language", "model"} | ACCEPTED_BOOLEAN | ACCEPTED_FREE
+
+
+def _boolean(params: Mapping[str, str], name: str, default: bool) -> bool:
+    if name not in params:
+        return default
+    value = params[name].strip().lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise InvalidParameter(f"{name}={params[name]!r}: expected true or false", param=name)
+
+
+def _integer(params: Mapping[str, str], name: str, default: int | None, low: int,
+             high: int) -> int | None:
+    if name not in params:
+        return default
+    try:
+        value = int(params[name])
+    except ValueError:
+        raise InvalidParameter(f"{name}={params[name]!r}: expected an integer",
+                               param=name) from None
+    if not low <= value <= high:
+        raise InvalidParameter(f"{name}={value}: must be between {low} and {high}", param=name)
+    return value
+
+
+def parse_query(params: Mapping[str, str]) -> StreamOptions:
+    """Validate the query string; raise InvalidParameter naming the first bad parameter."""
+    for name in params:
+        if name not in KNOWN:
+            raise InvalidParameter(f"unknown parameter {name!r}", param=name)
+    for name in ACCEPTED_BOOLEAN:
+        _boolean(params, name, False)
+    encoding = params.get("encoding", "linear16").lower()
+    if encoding not in ("linear16", "mulaw", "alaw"):
+        raise InvalidParameter(
+            f"encoding={encoding!r}: raw streams must be linear16, mulaw or alaw",
+            param="encoding")
+    endpointing: int | None
+    raw = params.get("endpointing")
+    if raw is not None and raw.strip().lower() == "false":
+        endpointing = 0
+    elif raw is not None and raw.strip().lower() == "true":
+        endpointing = None
+    else:
+        endpointing = _integer(params, "endpointing", None, 10, 10_000)
+    utterance_end = _integer(params, "utterance_end_ms", None, 100, 60_000)
+    return StreamOptions(
+        encoding=encoding,
+        sample_rate=_integer(params, "sample_rate", 16_000, 8_000, 48_000),
+        channels=_integer(params, "channels", 1, 1, 8),
+        multichannel=_boolean(params, "multichannel", False),
+        interim_results=_boolean(params, "interim_results", False),
+        endpointing_ms=endpointing,
+        utterance_end_ms=utterance_end,
+        vad_events=_boolean(params, "vad_events", False),
+        language=parse_language(params.get("language", "en")),
+        model=params.get("model"),
+    )
+
+
+@dataclass(frozen=True)
+class KeepAlive:
+    pass
+
+
+@dataclass(frozen=True)
+class Finalize:
+    pass
+
+
+@dataclass(frozen=True)
+class CloseStream:
+    pass
+
+
+ClientMessage = KeepAlive | Finalize | CloseStream
+_MESSAGES = {"KeepAlive": KeepAlive, "Finalize": Finalize, "CloseStream": CloseStream}
+
+
+def parse_client_text(text: str) -> ClientMessage:
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise ProtocolError("text frame is not JSON", code="invalid_json") from None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise ProtocolError('text frame must be a JSON object with a string "type"',
+                            code="invalid_message")
+    kind = _MESSAGES.get(message["type"])
+    if kind is None:
+        raise ProtocolError(f"unknown message type {message['type']!r}; expected KeepAlive, "
+                            "Finalize or CloseStream", code="unknown_message_type")
+    return kind()
+
+
+class DeepgramEncoder:
+    """Encodes events of one connection; holds what every message repeats."""
+
+    def __init__(self, model_name: str, channels: int, request_id: str | None = None) -> None:
+        self.request_id = request_id or str(uuid.uuid4())
+        self.channels = channels
+        self.model_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"streamscribe:{model_name}"))
+        self.model_info = {"name": model_name, "version": "streamscribe-0.1", "arch": "whisper"}
+        self.created = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+    def encode(self, event: Event) -> dict:
+        if isinstance(event, Transcription):
+            return self._results(event)
+        if isinstance(event, SpeechStarted):
+            return {"type": "SpeechStarted", "channel": [event.channel, self.channels],
+                    "timestamp": round(event.timestamp, 3)}
+        if isinstance(event, UtteranceEnd):
+            return {"type": "UtteranceEnd", "channel": [event.channel, self.channels],
+                    "last_word_end": round(event.last_word_end, 3)}
+        if isinstance(event, StreamWarning):
+            return self.error(event.code, event.message)
+        raise TypeError(f"cannot encode {event!r}")
+
+    def _results(self, event: Transcription) -> dict:
+        words = [{"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence,
+                  "punctuated_word": w.punctuated_word} for w in event.words]
+        alternative = {"transcript": event.text, "confidence": event.confidence, "words": words}
+        if event.language:
+            alternative["languages"] = [event.language]
+        message = {
+            "type": "Results",
+            "channel_index": [event.channel, self.channels],
+            "duration": round(event.duration, 3),
+            "start": round(event.start, 3),
+            "is_final": event.is_final,
+            "speech_final": event.speech_final,
+            "from_finalize": event.from_finalize,
+            "channel": {"alternatives": [alternative]},
+            "metadata": {"request_id": self.request_id, "model_info": self.model_info,
+                         "model_uuid": self.model_uuid},
+            "language": event.language,
+        }
+        if event.is_final:
+            message["latency_ms"] = event.latency_ms
+            message["hallucination"] = event.hallucination
+        else:
+            message["stable_words"] = event.stable_words
+        return message
+
+    @staticmethod
+    def error(code: str, message: str) -> dict:
+        # Deepgram's Error message has variant/description; code/message are ours and theirs.
+        return {"type": "Error", "variant": code, "description": message, "code": code,
+                "message": message}
+
+    def metadata(self, duration: float, sha256: str, extra: dict | None = None) -> dict:
+        return {"type": "Metadata", "transaction_key": "deprecated",
+                "request_id": self.request_id, "sha256": sha256, "created": self.created,
+                "duration": round(duration, 3), "channels": self.channels,
+                "models": [self.model_uuid], "model_info": {self.model_uuid: self.model_info},
+                **(extra or {})}

@@ -1,0 +1,370 @@
+"""Sans-I/O state of one streaming connection: audio in; transcription jobs and events out.
+
+The asyncio shell (`stream.py`) feeds bytes, runs the jobs this session asks for, and hands
+their results back with `job_done`. The session decides what to transcribe and when
+(speculative finals when silence begins, partials at a steady cadence), keeps finals in
+order per channel, stabilizes partials, and turns transcripts into typed events.
+Time is counted in samples; there is no clock here.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .agreement import LocalAgreement
+from .audio import PcmDecoder, Resampler, to_float32
+from .config import StreamConfig, VadConfig
+from .events import (Event, SpeechStarted, StreamWarning, Transcription, UtteranceEnd,
+                     WordTiming)
+from .hallucination import assess
+from .segmenter import Discarded, Ended, Resumed, Segmenter, Speculate, Started, Utterance
+from .transcriber import SAMPLE_RATE, TranscribeOptions, Transcript
+
+MIN_PARTIAL_SAMPLES = SAMPLE_RATE // 2
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """What a client asked for; validated by the protocol codec that built it."""
+
+    encoding: str = "linear16"
+    sample_rate: int = SAMPLE_RATE
+    channels: int = 1
+    multichannel: bool = False
+    interim_results: bool = True
+    endpointing_ms: int | None = None      # None: server default; 0: endpointing off
+    utterance_end_ms: int | None = None
+    vad_events: bool = False
+    language: str | None = "en"            # None: detect (Deepgram "multi")
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    channel: int
+    utterance: int
+    kind: str                  # "partial" | "final"
+    audio: np.ndarray          # float32, 16 kHz
+    offset: float              # stream time of audio[0], seconds
+    options: TranscribeOptions
+
+
+@dataclass
+class _FinalSlot:
+    utterance: Utterance | None    # None: an empty final answering a Finalize with no speech
+    job_id: int | None
+    reason: str
+    event: Transcription | None = None
+
+
+@dataclass
+class _Channel:
+    segmenter: Segmenter
+    resampler: Resampler
+    agreement: LocalAgreement = field(default_factory=LocalAgreement)
+    partial_job: int | None = None
+    partial_audio: int = 0
+    speculative: tuple[Utterance, int] | None = None
+    finals: list[_FinalSlot] = field(default_factory=list)
+    last_word_end: float | None = None
+
+
+class StreamSession:
+    def __init__(self, options: StreamOptions, vad: VadConfig = VadConfig(),
+                 stream: StreamConfig = StreamConfig(), beam_size: int = 1) -> None:
+        self.options = options
+        self._speech_final = options.endpointing_ms != 0
+        if options.endpointing_ms:
+            vad = replace(vad, endpointing_ms=options.endpointing_ms,
+                          speculative_ms=min(vad.speculative_ms, options.endpointing_ms))
+        self._decoder = PcmDecoder(options.encoding, options.channels)
+        count = options.channels if options.multichannel else 1
+        self._channels = [_Channel(Segmenter(vad), Resampler(options.sample_rate))
+                          for _ in range(count)]
+        self._partial_interval = SAMPLE_RATE * stream.partial_interval_ms // 1000
+        self._beam_size = beam_size
+        self.language = options.language
+        self._ids = itertools.count()
+        self._inflight: dict[int, Job] = {}
+        self._results: dict[int, Transcript] = {}
+        self._jobs: list[Job] = []
+        self._cancelled: list[int] = []
+        self._events: list[Event] = []
+        self._ended: list[tuple[int, int]] = []
+        self._frames_in = 0
+        self.closed = False
+
+    # -- inputs from the shell -------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        frames = self._decoder.feed(data)
+        self._frames_in += len(frames)
+        if len(frames) == 0:
+            return
+        if len(self._channels) == 1 and frames.shape[1] > 1:
+            per_channel = [frames.mean(axis=1).astype(np.int16)]
+        else:
+            per_channel = [frames[:, i] for i in range(frames.shape[1])]
+        for index, samples in enumerate(per_channel):
+            state = self._channels[index]
+            for event in state.segmenter.feed(state.resampler.feed(samples)):
+                self._on_segment(index, event)
+            self._maybe_partial(index)
+            self._maybe_utterance_end(index)
+
+    def finalize(self) -> None:
+        """Client Finalize: end every utterance in progress now (an empty final if none)."""
+        for index, state in enumerate(self._channels):
+            events = state.segmenter.flush()
+            if not any(isinstance(e, Ended) for e in events):
+                state.finals.append(_FinalSlot(None, None, "flush"))
+            for event in events:
+                self._on_segment(index, event)
+            self._emit_ready(index)
+
+    def close(self) -> None:
+        """Client CloseStream or end of input: flush resamplers and segmenters."""
+        for index, state in enumerate(self._channels):
+            for event in state.segmenter.feed(state.resampler.flush()):
+                self._on_segment(index, event)
+            for event in state.segmenter.flush("close"):
+                self._on_segment(index, event)
+            self._emit_ready(index)
+        self.closed = True
+
+    def job_done(self, job_id: int, transcript: Transcript | None,
+                 error: Exception | None = None) -> None:
+        job = self._inflight.pop(job_id, None)
+        if job is None:
+            return  # cancelled meanwhile
+        state = self._channels[job.channel]
+        if job.kind == "partial":
+            state.partial_job = None
+            if transcript is not None:
+                self._on_partial(job, transcript)
+            return
+        if error is not None or transcript is None:
+            self._events.append(StreamWarning(
+                "transcription_failed",
+                f"channel {job.channel}: audio {job.offset:.2f}s–"
+                f"{job.offset + len(job.audio) / SAMPLE_RATE:.2f}s could not be transcribed: "
+                f"{error}"))
+            transcript = Transcript("", self.language or "", 0.0, 0.0, ())
+        self._results[job_id] = transcript
+        self._emit_ready(job.channel)
+
+    def job_dropped(self, job_id: int) -> None:
+        """The scheduler refused a partial (overload); a later one will be tried."""
+        job = self._inflight.pop(job_id, None)
+        if job is not None and job.kind == "partial":
+            self._channels[job.channel].partial_job = None
+
+    # -- outputs to the shell --------------------------------------------------------------
+
+    def jobs(self) -> list[Job]:
+        jobs, self._jobs = self._jobs, []
+        return jobs
+
+    def cancelled(self) -> list[int]:
+        ids, self._cancelled = self._cancelled, []
+        return ids
+
+    def events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    def ended_utterances(self) -> list[tuple[int, int]]:
+        """(channel, utterance) pairs whose end was detected since the last call."""
+        ended, self._ended = self._ended, []
+        return ended
+
+    @property
+    def pending_finals(self) -> int:
+        return sum(len(s.finals) for s in self._channels)
+
+    @property
+    def done(self) -> bool:
+        """Closed, and every final delivered."""
+        return self.closed and self.pending_finals == 0
+
+    @property
+    def duration(self) -> float:
+        return self._frames_in / self.options.sample_rate
+
+    @property
+    def channel_count(self) -> int:
+        return len(self._channels)
+
+    # -- segmentation ---------------------------------------------------------------------
+
+    def _on_segment(self, index: int, event) -> None:
+        state = self._channels[index]
+        if isinstance(event, Started):
+            state.agreement = LocalAgreement()
+            state.partial_audio = 0
+            if self.options.vad_events:
+                self._events.append(SpeechStarted(index, event.onset / SAMPLE_RATE))
+        elif isinstance(event, Speculate):
+            state.speculative = (event.utterance, self._new_job(index, event.utterance, "final"))
+        elif isinstance(event, Resumed):
+            self._drop_speculative(state)
+        elif isinstance(event, Ended):
+            utterance = event.utterance
+            spec = state.speculative
+            if spec and spec[0].index == utterance.index and len(spec[0].audio) == len(utterance.audio):
+                job_id = spec[1]
+                state.speculative = None
+            else:
+                self._drop_speculative(state)
+                job_id = self._new_job(index, utterance, "final")
+            self._cancel_partial(state)
+            state.finals.append(_FinalSlot(utterance, job_id, event.reason))
+            self._ended.append((index, utterance.index))
+        elif isinstance(event, Discarded):
+            self._drop_speculative(state)
+            self._cancel_partial(state)
+
+    def _drop_speculative(self, state: _Channel) -> None:
+        if state.speculative is not None:
+            self._cancel(state.speculative[1])
+            state.speculative = None
+
+    def _cancel_partial(self, state: _Channel) -> None:
+        if state.partial_job is not None:
+            self._cancel(state.partial_job)
+            state.partial_job = None
+
+    def _cancel(self, job_id: int) -> None:
+        if self._inflight.pop(job_id, None) is not None:
+            self._cancelled.append(job_id)
+        self._results.pop(job_id, None)
+
+    def _new_job(self, index: int, utterance: Utterance, kind: str) -> int:
+        options = TranscribeOptions(language=self.language, beam_size=self._beam_size,
+                                    word_timestamps=(kind == "final"), temperature=0.0)
+        job = Job(next(self._ids), index, utterance.index, kind, to_float32(utterance.audio),
+                  utterance.start / SAMPLE_RATE, options)
+        self._inflight[job.id] = job
+        self._jobs.append(job)
+        return job.id
+
+    # -- partials -------------------------------------------------------------------------
+
+    def _maybe_partial(self, index: int) -> None:
+        state = self._channels[index]
+        if not self.options.interim_results or state.partial_job is not None \
+                or state.speculative is not None:
+            return
+        current = state.segmenter.current()
+        if current is None or len(current.audio) < MIN_PARTIAL_SAMPLES \
+                or len(current.audio) - state.partial_audio < self._partial_interval:
+            return
+        state.partial_audio = len(current.audio)
+        state.partial_job = self._new_job(index, current, "partial")
+
+    def _on_partial(self, job: Job, transcript: Transcript) -> None:
+        state = self._channels[job.channel]
+        current = state.segmenter.current()
+        if current is None or current.index != job.utterance:
+            return  # the utterance ended meanwhile; its final supersedes this
+        duration = len(job.audio) / SAMPLE_RATE
+        shown = state.agreement.update(_spread_words(transcript.text, job.offset, duration))
+        self._events.append(Transcription(
+            channel=job.channel, start=job.offset, duration=duration,
+            text=" ".join(w.punctuated_word for w in shown), words=tuple(shown),
+            is_final=False, confidence=_confidence(transcript), language=transcript.language,
+            stable_words=len(state.agreement.confirmed), utterance=job.utterance))
+
+    # -- finals ---------------------------------------------------------------------------
+
+    def _emit_ready(self, index: int) -> None:
+        """Emit finals of this channel in utterance order, as far as results allow."""
+        state = self._channels[index]
+        while state.finals:
+            slot = state.finals[0]
+            if slot.job_id is not None and slot.job_id not in self._results:
+                return
+            transcript = self._results.pop(slot.job_id) if slot.job_id is not None else None
+            state.finals.pop(0)
+            event = self._final_event(index, slot, transcript)
+            if event.words:
+                state.last_word_end = event.words[-1].end
+            self._events.append(event)
+        self._maybe_utterance_end(index)
+
+    def _final_event(self, index: int, slot: _FinalSlot,
+                     transcript: Transcript | None) -> Transcription:
+        flush = slot.reason == "flush"
+        speech_final = self._speech_final and slot.reason == "endpoint"
+        if slot.utterance is None or transcript is None:
+            at = self._channels[index].segmenter.position / SAMPLE_RATE
+            return Transcription(index, at, 0.0, "", (), True, speech_final, flush,
+                                 language=self.language)
+        utterance = slot.utterance
+        start = utterance.start / SAMPLE_RATE
+        duration = len(utterance.audio) / SAMPLE_RATE
+        if self.language is None and transcript.language_probability >= 0.8:
+            self.language = transcript.language  # detect once per stream, then fix it
+        verdict = assess(transcript, utterance.voiced_ms)
+        words = tuple(_word_timings(transcript, start, start + duration))
+        text = transcript.text
+        hallucination = verdict.as_dict()
+        if verdict.likely and text:
+            hallucination = verdict.as_dict(suppressed=text)
+            words, text = (), ""
+        return Transcription(
+            channel=index, start=start, duration=duration, text=text, words=words,
+            is_final=True, speech_final=speech_final, from_finalize=flush,
+            confidence=_confidence(transcript) if words else 0.0,
+            language=transcript.language, hallucination=hallucination,
+            utterance=utterance.index)
+
+    def _maybe_utterance_end(self, index: int) -> None:
+        gap_ms = self.options.utterance_end_ms
+        state = self._channels[index]
+        if not gap_ms or state.last_word_end is None or state.segmenter.speaking:
+            return
+        now = state.segmenter.position / SAMPLE_RATE
+        if (now - state.last_word_end) * 1000 >= gap_ms and not state.finals:
+            self._events.append(UtteranceEnd(index, state.last_word_end))
+            state.last_word_end = None
+
+
+def _punctuation_free(word: str) -> str:
+    return word.strip(".,!?;:\"“”‘’()[]{}…—-¿¡。，！？、").lower() or word.lower()
+
+
+def _word_timings(transcript: Transcript, start: float, end: float) -> list[WordTiming]:
+    out = []
+    for word in transcript.words:
+        if not word.word:
+            continue
+        w_start = min(max(start + word.start, start), end)
+        w_end = min(max(start + word.end, w_start), end)
+        out.append(WordTiming(_punctuation_free(word.word), word.word, round(w_start, 3),
+                              round(w_end, 3), round(word.probability, 4)))
+    return out
+
+
+def _spread_words(text: str, offset: float, duration: float) -> list[WordTiming]:
+    """Partials are decoded without word alignment (it costs a second pass): spread the
+    words evenly over the audio so clients still get a `words` list with plausible times."""
+    tokens = text.split()
+    if not tokens:
+        return []
+    step = duration / len(tokens)
+    return [WordTiming(_punctuation_free(t), t, round(offset + i * step, 3),
+                       round(offset + (i + 1) * step, 3), 0.0) for i, t in enumerate(tokens)]
+
+
+def _confidence(transcript: Transcript) -> float:
+    words = transcript.words
+    if words:
+        return round(float(np.mean([w.probability for w in words])), 4)
+    if transcript.segments:
+        return round(float(np.exp(np.mean([s.avg_logprob for s in transcript.segments]))), 4)
+    return 0.0

@@ -1,0 +1,65 @@
+"""Reading a multipart upload with limits enforced while the body streams in.
+
+The size limit is checked against Content-Length before a byte is read, and counted again as
+bytes arrive (chunked uploads, lying headers). A stalled upload (no bytes for
+`upload_idle_timeout_s`) is cut off with 408 rather than holding a connection forever.
+File parts spill to a temporary file after 1 MB (Starlette's spooling), so a large upload
+costs disk, not memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import FormData
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
+
+from ..config import BatchConfig
+from ..errors import FileTooLarge, InvalidRequest, UploadTimeout
+
+MAX_FIELDS = 64
+
+
+def _too_large(limit: int) -> FileTooLarge:
+    return FileTooLarge(f"the upload is larger than the limit of {limit} bytes", param="file")
+
+
+async def _limited(request: Request, config: BatchConfig) -> AsyncIterator[bytes]:
+    received = 0
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), config.upload_idle_timeout_s)
+        except StopAsyncIteration:
+            return
+        except TimeoutError as exc:
+            raise UploadTimeout(f"no upload data for {config.upload_idle_timeout_s:g} s",
+                                param="file") from exc
+        received += len(chunk)
+        if received > config.max_upload_bytes:
+            raise _too_large(config.max_upload_bytes)
+        yield chunk
+
+
+async def read_form(request: Request, config: BatchConfig) -> FormData:
+    """The request's form fields and (spooled) files; raises FileTooLarge, UploadTimeout."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > config.max_upload_bytes:
+        raise _too_large(config.max_upload_bytes)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        parser = MultiPartParser(request.headers, _limited(request, config), max_files=1,
+                                 max_fields=MAX_FIELDS)
+        try:
+            return await parser.parse()
+        except MultiPartException as exc:
+            raise InvalidRequest(f"malformed multipart body: {exc.message}", param="file") from exc
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        # A URL-only request needs no multipart; the body is small by nature but still capped.
+        body = b"".join([chunk async for chunk in _limited(request, config)])
+        return FormData(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    raise InvalidRequest("send the request as multipart/form-data with a 'file' field",
+                         param="file")

@@ -1,0 +1,165 @@
+"""Any audio or video file to 16 kHz mono int16, decoded incrementally with PyAV (FFmpeg).
+
+`AudioFile` opens a container (a path or a seekable binary file object), checks what its
+header claims about the duration, and `chunks()` yields about a second of resampled audio at a
+time, so a four-hour file never sits in memory. Blocking: call it from a worker thread.
+
+Errors are `AudioDecodeError` with a specific code (`empty_file`, `invalid_audio`,
+`no_audio_stream`, `empty_audio`) or `AudioTooLong`, raised from the header when the container
+states a duration, otherwise as soon as decoding passes the limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+import av
+import numpy as np
+
+from .errors import AudioDecodeError, AudioTooLong
+from .transcriber import SAMPLE_RATE
+
+log = logging.getLogger("streamscribe.decode")
+
+CHUNK_SAMPLES = SAMPLE_RATE  # what chunks() yields at a time (the last one may be shorter)
+# Corrupt packets are skipped as FFmpeg's command line does; this many in a row means the
+# stream is garbage rather than damaged.
+MAX_CONSECUTIVE_ERRORS = 50
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    format: str                 # container, e.g. "mp3", "mov,mp4,m4a,3gp,3g2,mj2"
+    codec: str                  # audio codec, e.g. "aac"
+    sample_rate: int            # of the source stream
+    channels: int
+    duration: float | None      # what the header claims, None if it says nothing
+
+
+def _size(source: str | os.PathLike | BinaryIO) -> int:
+    if isinstance(source, (str, os.PathLike)):
+        return os.path.getsize(source)
+    position = source.tell()
+    size = source.seek(0, os.SEEK_END)
+    source.seek(position)
+    return size
+
+
+def _too_long(seconds: float, limit: float) -> AudioTooLong:
+    return AudioTooLong(f"audio is {seconds / 3600:.2f} h long; the limit is "
+                        f"{limit / 3600:g} h", param="file")
+
+
+class AudioFile:
+    """One opened audio container. Use as a context manager; not thread-safe."""
+
+    def __init__(self, source: str | os.PathLike | BinaryIO, *,
+                 max_duration_s: float = float("inf")) -> None:
+        if _size(source) == 0:
+            raise AudioDecodeError("the file is empty (0 bytes)", code="empty_file", param="file")
+        self.max_duration_s = max_duration_s
+        try:
+            self._container = av.open(source, mode="r")
+        except (av.error.FFmpegError, ValueError, UnicodeDecodeError) as exc:
+            raise AudioDecodeError(f"the file could not be read as audio: {exc}",
+                                   code="invalid_audio", param="file") from exc
+        try:
+            if not self._container.streams.audio:
+                raise AudioDecodeError("the file has no audio track", code="no_audio_stream",
+                                       param="file")
+            self._stream = self._container.streams.audio[0]
+            self.info = AudioInfo(
+                format=self._container.format.name, codec=self._stream.codec_context.name,
+                sample_rate=self._stream.codec_context.sample_rate or 0,
+                channels=self._stream.codec_context.channels or 0,
+                duration=self._header_duration())
+            if self.info.duration is not None and self.info.duration > max_duration_s:
+                raise _too_long(self.info.duration, max_duration_s)
+        except BaseException:
+            self._container.close()
+            raise
+        self.samples_decoded = 0  # at 16 kHz, so far
+
+    def _header_duration(self) -> float | None:
+        # The stream's own duration is the more specific claim; the container's (in
+        # microseconds) covers formats that only state it there.
+        stream = self._stream
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        if self._container.duration is not None:
+            return self._container.duration / av.time_base
+        return None
+
+    @property
+    def seconds_decoded(self) -> float:
+        return self.samples_decoded / SAMPLE_RATE
+
+    def _frames(self) -> Iterator[av.AudioFrame]:
+        errors = 0
+        for packet in self._container.demux(self._stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as exc:
+                errors += 1
+                log.debug("skipping a corrupt packet: %s", exc)
+                if errors >= MAX_CONSECUTIVE_ERRORS:
+                    raise AudioDecodeError(f"the audio stream is corrupt: {exc}",
+                                           code="invalid_audio", param="file") from exc
+                continue
+            errors = 0
+            yield from frames
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """16 kHz mono int16 arrays of CHUNK_SAMPLES, in order; raises AudioTooLong early."""
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        limit = int(self.max_duration_s * SAMPLE_RATE) if self.max_duration_s != float("inf") \
+            else None
+        pending: list[np.ndarray] = []
+        pending_samples = 0
+        try:
+            frames = self._frames()
+            while True:
+                frame = next(frames, None)
+                for out in resampler.resample(frame):
+                    samples = out.to_ndarray().reshape(-1)
+                    self.samples_decoded += len(samples)
+                    if limit is not None and self.samples_decoded > limit:
+                        raise _too_long(self.seconds_decoded, self.max_duration_s)
+                    pending.append(samples)
+                    pending_samples += len(samples)
+                    if pending_samples >= CHUNK_SAMPLES:
+                        joined = np.concatenate(pending)
+                        for start in range(0, len(joined) - CHUNK_SAMPLES + 1, CHUNK_SAMPLES):
+                            yield joined[start:start + CHUNK_SAMPLES]
+                        rest = joined[len(joined) - len(joined) % CHUNK_SAMPLES:]
+                        pending, pending_samples = ([rest], len(rest)) if len(rest) else ([], 0)
+                if frame is None:
+                    break
+        except av.error.FFmpegError as exc:
+            raise AudioDecodeError(f"the audio could not be decoded: {exc}",
+                                   code="invalid_audio", param="file") from exc
+        if pending_samples:
+            yield np.concatenate(pending)
+        if self.samples_decoded == 0:
+            raise AudioDecodeError("the file contains no decodable audio", code="empty_audio",
+                                   param="file")
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> "AudioFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def decode_all(source: str | os.PathLike | BinaryIO, *,
+               max_duration_s: float = float("inf")) -> np.ndarray:
+    """A whole (short) file as 16 kHz mono int16: for tests, benchmarks and the CLI's short files."""
+    with AudioFile(source, max_duration_s=max_duration_s) as audio:
+        parts = list(audio.chunks())
+    return np.concatenate(parts) if parts else np.zeros(0, np.int16)

@@ -271,6 +271,8 @@ class StreamSession:
         current = state.segmenter.current()
         if current is None or current.index != job.utterance:
             return  # the utterance ended meanwhile; its final supersedes this
+        if not transcript.text or assess(transcript, current.voiced_ms).likely:
+            return  # nothing heard yet, or a stock phrase on a breath: show nothing
         duration = len(job.audio) / SAMPLE_RATE
         shown = state.agreement.update(_spread_words(transcript.text, job.offset, duration))
         self._events.append(Transcription(

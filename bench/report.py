@@ -1,0 +1,338 @@
+"""Results files and the markdown report with its plots.
+
+Each suite's result is one JSON file, `<results>/<date>-<suite>.json`. The report is
+rebuilt from the newest file of each suite, so every section names the command and the
+date of the run it comes from, and shows its settings and machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+SUITE_ORDER = ("accuracy", "latency", "concurrency", "batch", "peer")
+
+
+def write_result(results_dir: Path, date: str, suite: str, record: dict) -> Path:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{date}-{suite}.json"
+    path.write_text(json.dumps(record, indent=1, default=str) + "\n")
+    return path
+
+
+def latest(results_dir: Path) -> dict[str, dict]:
+    """suite -> the newest record in `results_dir` (by its finish time)."""
+    out: dict[str, dict] = {}
+    for path in sorted(results_dir.glob("*-*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except ValueError:
+            continue
+        suite = record.get("suite")
+        if suite and (suite not in out or record["finished_utc"] >= out[suite]["finished_utc"]):
+            out[suite] = {**record, "_file": path.name}
+    return out
+
+
+# ---------------------------------------------------------------- formatting helpers
+
+def num(value, digits: int = 2, unit: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    return f"{value:.{digits}f}{unit}"
+
+
+def pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def ratio(a, b, digits: int = 2) -> str:
+    return "–" if a is None or not b else f"{a / b:.{digits}f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def provenance(record: dict) -> str:
+    machine = record["machine"]
+    load = ", ".join(f"{x:.2f}" for x in machine.get("load_average", []))
+    load_end = ", ".join(f"{x:.2f}" for x in record.get("machine_load_end", []))
+    return (f"*Run {record['finished_utc']} ({record['seconds']} s), `{record['command']}`, "
+            f"results `bench/results/{record['_file']}`. Machine: {machine['cores']} cores, "
+            f"{machine['cpu_model']}, {machine['memory_gb']} GB; load average at start "
+            f"{load}, at the end of this suite {load_end}.*")
+
+
+# ---------------------------------------------------------------- plots
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_latency(result: dict, path: Path) -> None:
+    plt = _plt()
+    rows = result["per_utterance"]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [r["final_latency_s"] or 0 for r in rows], 0.4,
+           label="end of speech → final")
+    ax.bar([x + 0.2 for x in xs], [r["first_partial_s"] or 0 for r in rows], 0.4,
+           label="start of speech → first transcript")
+    ax.set_xlabel("utterance (in stream order)")
+    ax.set_ylabel("seconds")
+    ax.set_title("One real-time stream: latency per utterance")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_concurrency(sweeps: dict[str, dict], bound_s: float, path: Path) -> None:
+    """sweeps: label -> concurrency sweep result (ours, and the peer's when present)."""
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for label, sweep in sweeps.items():
+        levels = sweep["levels"]
+        n = [lv["streams"] for lv in levels]
+        left.plot(n, [lv["final_latency_s"]["p50"] for lv in levels], "o-", label=f"{label} p50")
+        left.plot(n, [lv["final_latency_s"]["p95"] for lv in levels], "s--", label=f"{label} p95")
+        right.plot(n, [lv["server"]["cpu_percent"] for lv in levels], "o-", label=f"{label} CPU %")
+    left.axhline(bound_s, color="grey", lw=0.8, ls=":")
+    left.set_xscale("log", base=2)
+    left.set_xlabel("concurrent real-time streams")
+    left.set_ylabel("end of speech → final (s)")
+    left.legend(fontsize=7)
+    right.set_xscale("log", base=2)
+    right.set_xlabel("concurrent real-time streams")
+    right.set_ylabel("server CPU (% of one core)")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_accuracy(result: dict, path: Path) -> None:
+    plt = _plt()
+    groups = [g for g in result["by_category_language"] if g["batch"] is not None]
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    xs = range(len(groups))
+    ax.bar([x - 0.2 for x in xs], [g["batch"] for g in groups], 0.4, label="batch API")
+    ax.bar([x + 0.2 for x in xs], [g["streaming"] or 0 for g in groups], 0.4,
+           label="streaming /v1/listen")
+    ax.set_xticks(list(xs), ["/".join(g["group"]) for g in groups], rotation=75, fontsize=6)
+    ax.set_ylabel("WER (CER for zh/ja/ko)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- sections
+
+def section_accuracy(record: dict, img: Path, rel: str) -> str:
+    r = record["result"]
+    parts = ["## 1. Accuracy: batch path vs streaming path", provenance(record), ""]
+    parts.append(
+        f"{r['items']} corpus items ({r['audio_seconds']:.0f} s of audio). Batch: the whole "
+        "file to `/v1/audio/transcriptions`. Streaming: the same audio to `/v1/listen` "
+        f"(fed {r['stream_speed']}, the server's own VAD segmentation, interim results off), "
+        "finals joined. Both are told the item's language. Ratio = streaming / batch.")
+    if r.get("batch_error"):
+        parts.append(f"\n**Batch path unavailable:** {r['batch_error']}")
+    parts.append("")
+    parts.append(table(["set", "n", "metric", "batch", "streaming", "ratio"],
+                       [[g["group"][0], g["n"], g["metric"], pct(g["batch"]), pct(g["streaming"]),
+                         num(g["ratio"])] for g in r["overall"]]))
+    parts += ["", "Per category and language:", ""]
+    parts.append(table(["category", "language", "n", "metric", "batch", "streaming", "ratio"],
+                       [[*g["group"], g["n"], g["metric"], pct(g["batch"]),
+                         pct(g["streaming"]), num(g["ratio"])]
+                        for g in r["by_category_language"]]))
+    if r["skipped"]:
+        parts += ["", "Skipped: " + "; ".join(f"`{s['id']}` ({s['why']})" for s in r["skipped"])
+                  + " — the streaming path here sends one mono channel."]
+    parts += ["", "**Normalization** (both sides, `bench/scoring.py`): Unicode NFKC, lower case, "
+              "`&` → and, `%` → percent, thousands separators removed from digits, every other "
+              "punctuation mark removed (apostrophes inside words kept), whitespace collapsed. "
+              "Numbers are not spelled out: where the corpus gives `text_alt` (the other "
+              "written form), the better-matching reference counts. zh/ja/ko are scored by "
+              "characters (CER) with spaces removed. Rates are pooled: total errors / total "
+              "reference words (or characters) of the group."]
+    if any(g["batch"] is not None for g in r["by_category_language"]):
+        plot_accuracy(r, img / "accuracy.png")
+        parts += ["", f"![accuracy per category]({rel}/accuracy.png)"]
+    return "\n".join(parts)
+
+
+def _latency_rows(summary: dict) -> list[list[str]]:
+    f, p, i = summary["final_latency_s"], summary["first_partial_s"], summary["partial_interval_s"]
+    fl = summary["flicker"]
+    return [
+        ["end of speech → final, p50 / p95 / max",
+         f"{num(f['p50'])} / {num(f['p95'])} / {num(f['max'])} s (n={f['n']})"],
+        ["start of speech → first transcript, p50 / p95",
+         f"{num(p['p50'])} / {num(p['p95'])} s"],
+        ["interval between partial updates, p50 / p95", f"{num(i['p50'])} / {num(i['p95'])} s"],
+        ["partials per utterance", num(summary["partials_per_utterance"], 1)],
+        ["stable words that later changed", f"{fl['stable_changed']} of {fl['stable_promised']}"
+         f" ({pct(fl['stable_change_rate'])})"],
+        ["interims not a prefix of their final", f"{fl['interims_not_prefix']} of "
+         f"{fl['interims']} ({pct(fl['interim_not_prefix_rate'])})"],
+        ["interim words changed by the final", f"{fl['interim_words_changed']} of "
+         f"{fl['interim_words']} ({pct(fl['interim_word_change_rate'])})"],
+        ["finals lost / only at close", f"{summary['finals_lost']} / "
+         f"{summary['finalized_by_close']} of {summary['utterances']}"],
+        ["WER of the finals", pct(summary["wer"])],
+    ]
+
+
+def section_latency(record: dict, img: Path, rel: str) -> str:
+    r = record["result"]
+    server = r["server"]
+    parts = ["## 2. Latency: one real-time stream", provenance(record), "",
+             f"{len(r['per_utterance'])} human English utterances from the corpus, "
+             f"{record['settings']['pause_s']} s of silence between them, "
+             f"{r['stream_seconds']:.0f} s stream sent in {r['chunk_ms']} ms chunks at real "
+             "time. End and start of speech come from the corpus audio (each clip's trailing "
+             "and leading silence trimmed by an energy threshold), never from the server. "
+             "Latency = arrival of the message − the moment the chunk holding that audio "
+             "sample was sent. Flicker compares normalized words.", ""]
+    parts.append(table(["measure", "value"], _latency_rows(r)))
+    parts += ["", f"Server during the stream: CPU {num(server['cpu_percent'], 0)} % of one "
+              f"core, peak RSS {num(server['peak_rss_mb'], 0)} MB."]
+    if r["errors"]:
+        parts += ["", "Stream errors: " + "; ".join(r["errors"])]
+    plot_latency(r, img / "latency.png")
+    parts += ["", f"![latency per utterance]({rel}/latency.png)"]
+    return "\n".join(parts)
+
+
+def concurrency_table(sweep: dict) -> str:
+    return table(
+        ["streams", "final p50", "final p95", "final max", "finals lost", "partials/utt",
+         "partials dropped", "server CPU", "peak RSS", "WER"],
+        [[lv["streams"], num(lv["final_latency_s"]["p50"], 2, " s"),
+          num(lv["final_latency_s"]["p95"], 2, " s"), num(lv["final_latency_s"]["max"], 2, " s"),
+          f"{lv['finals_lost']} of {lv['utterances']}", num(lv["partials_per_utterance"], 1),
+          "–" if lv.get("partials_dropped") is None else lv["partials_dropped"],
+          num(lv["server"]["cpu_percent"], 0, " %"), num(lv["server"]["peak_rss_mb"], 0, " MB"),
+          pct(lv["wer"])] for lv in sweep["levels"]])
+
+
+def section_concurrency(record: dict, img: Path, rel: str) -> str:
+    r = record["result"]
+    parts = ["## 3. Concurrency", provenance(record), "",
+             f"N real-time streams at once, each {r['utterances_per_stream']} corpus utterances "
+             f"with {r['pause_s']} s pauses, stream k starting k×{r['stagger_s']} s later. "
+             "Levels stop after the first one that misses the bound. Server CPU is "
+             "a share of one core (200 % = both cores).", "",
+             f"**Largest N with p95 final latency < {r['bound_s']} s and no final lost: "
+             f"{r['limit']}.**", "", concurrency_table(r)]
+    plot_concurrency({"streamscribe": r}, r["bound_s"], img / "concurrency.png")
+    parts += ["", f"![latency and CPU vs streams]({rel}/concurrency.png)"]
+    return "\n".join(parts)
+
+
+def section_batch(record: dict, img: Path, rel: str) -> str:
+    r = record["result"]
+    parts = ["## 4. Batch speed: API vs faster-whisper directly", provenance(record), "",
+             r.get("method", ""), ""]
+    rows = [[f["file"], num(f["duration_s"], 1, " s"), num(f["api_rtf"], 3),
+             num(f["direct_rtf"], 3), num(f["ratio"])] for f in r["files"]]
+    parts.append(table(["file", "audio", "RTF via API", "RTF direct", "API / direct"], rows))
+    parts += ["", f"Median over files: API RTF {num(r['api_rtf'], 3)}, direct RTF "
+              f"{num(r['direct_rtf'], 3)}, ratio **{num(r['ratio'])}** (1.0 = no overhead; "
+              "RTF = processing seconds / audio seconds, lower is faster)."]
+    return "\n".join(parts)
+
+
+def section_peer(record: dict, img: Path, rel: str) -> str:
+    r = record["result"]
+    parts = ["## 5. Side by side: WhisperLive", provenance(record), ""]
+    if record["status"] != "ok" or r.get("unavailable"):
+        parts.append(f"**The peer could not be run:** {r.get('unavailable') or r.get('error')}")
+        return "\n".join(parts)
+    parts += [r["setup"], "", table(["measure", "streamscribe", "WhisperLive", "ours / theirs"],
+                                    r["comparison"]), "",
+              "Per level (streamscribe):", "", concurrency_table(r["ours"]), "",
+              "Per level (WhisperLive):", "", concurrency_table(r["theirs"])]
+    plot_concurrency({"streamscribe": r["ours"], "WhisperLive": r["theirs"]},
+                     r["ours"]["bound_s"], img / "peer.png")
+    parts += ["", f"![ours vs WhisperLive]({rel}/peer.png)"]
+    return "\n".join(parts)
+
+
+SECTIONS = {"accuracy": section_accuracy, "latency": section_latency,
+            "concurrency": section_concurrency, "batch": section_batch, "peer": section_peer}
+
+
+def headline(records: dict[str, dict]) -> list[list[str]]:
+    rows = []
+    peer = records.get("peer", {}).get("result", {})
+    if peer.get("headline"):
+        rows += peer["headline"]
+    lat = records.get("latency", {}).get("result", {})
+    if "final_latency_s" in lat:
+        f = lat["final_latency_s"]
+        rows.append(["end of speech → final, one stream (p50 / p95)",
+                     f"{num(f['p50'])} / {num(f['p95'])} s"])
+    conc = records.get("concurrency", {}).get("result", {})
+    if "limit" in conc:
+        rows.append([f"real-time streams with p95 final < {conc['bound_s']} s", str(conc["limit"])])
+    acc = records.get("accuracy", {}).get("result", {})
+    for g in acc.get("overall", []):
+        rows.append([f"{g['group'][0]}: streaming / batch", f"{pct(g['streaming'])} / "
+                     f"{pct(g['batch'])} (ratio {num(g['ratio'])})"])
+    bat = records.get("batch", {}).get("result", {})
+    if "ratio" in bat:
+        rows.append(["batch RTF: API / faster-whisper direct",
+                     f"{num(bat['api_rtf'], 3)} / {num(bat['direct_rtf'], 3)} "
+                     f"(ratio {num(bat['ratio'])})"])
+    return rows
+
+
+def render(results_dir: Path, docs_path: Path) -> Path:
+    records = latest(results_dir)
+    img = docs_path.parent / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    rel = os.path.relpath(img, docs_path.parent)
+    out = ["# Benchmarks", "",
+           "Generated by `streamscribe bench` (`python -m bench`) from the newest result of "
+           "each suite in `bench/results/`; regenerate with `streamscribe bench` (all suites, "
+           "under 20 minutes on 2 cores) or `streamscribe bench --report-only`. Every number "
+           "below comes from the run named in its section, measured on the machine named "
+           "there, against a server the harness started on 127.0.0.1.", ""]
+    if not records:
+        out.append("No results yet.")
+    else:
+        any_record = next(iter(records.values()))
+        settings = any_record["settings"]
+        out += ["## Summary", "", table(["", "value"], headline(records)), "",
+                "Settings (the same for every suite and for both sides of a comparison): "
+                f"model `{settings['model']}` ({settings['compute_type']}, "
+                f"{settings['cpu_threads']} CPU threads per call, {settings['workers']} "
+                f"worker), beam {settings['beam_size']} on our side, endpointing "
+                f"{settings['endpointing_ms']} ms, {settings['pause_s']} s pauses between "
+                f"utterances.", "",
+                "<details><summary>All settings</summary>", "", "```json",
+                json.dumps(settings, indent=1), "```", "</details>", ""]
+        for suite in SUITE_ORDER:
+            if suite in records:
+                record = records[suite]
+                if record["status"] != "ok" and suite != "peer":
+                    out += [f"## {suite}", provenance(record), "",
+                            f"**Failed:** {record['result'].get('error')}", ""]
+                    continue
+                out += [SECTIONS[suite](record, img, rel), ""]
+    docs_path.parent.mkdir(parents=True, exist_ok=True)
+    docs_path.write_text("\n".join(out))
+    return docs_path

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from ..config import ServerConfig
 from ..engine import Engine
 from ..errors import StreamscribeError
-from . import batch, listen, web
+from . import batch, listen, twilio, web
 
 log = logging.getLogger("streamscribe")
 
@@ -57,7 +57,8 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> Starlette:
             if owns_engine:
                 await engine.close()
 
-    routes = [Route("/healthz", healthz), *listen.routes(), *web.routes(), *batch.routes()]
+    routes = [Route("/healthz", healthz), *listen.routes(), *web.routes(), *batch.routes(),
+              *twilio.routes()]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={StreamscribeError: error_handler})
     app.state.streamscribe = AppState(config=config, engine=engine)

@@ -71,6 +71,8 @@ class _Channel:
     speculative: tuple[Utterance, int] | None = None
     finals: list[_FinalSlot] = field(default_factory=list)
     last_word_end: float | None = None
+    last_final: int = -1                                   # utterance of the last final sent
+    onsets: dict[int, float] = field(default_factory=dict)  # utterance -> speech onset (s)
 
 
 class StreamSession:
@@ -204,6 +206,7 @@ class StreamSession:
     def _on_segment(self, index: int, event) -> None:
         state = self._channels[index]
         if isinstance(event, Started):
+            state.onsets[event.index] = event.onset / SAMPLE_RATE
             state.agreement = LocalAgreement()
             state.partial_audio = 0
             if self.options.vad_events:
@@ -295,6 +298,10 @@ class StreamSession:
             event = self._final_event(index, slot, transcript)
             if event.words:
                 state.last_word_end = event.words[-1].end
+            if slot.utterance is not None:
+                state.last_final = slot.utterance.index
+                for old in [k for k in state.onsets if k <= state.last_final]:
+                    del state.onsets[old]
             self._events.append(event)
         self._maybe_utterance_end(index)
 
@@ -326,12 +333,17 @@ class StreamSession:
             utterance=utterance.index)
 
     def _maybe_utterance_end(self, index: int) -> None:
+        """UtteranceEnd once `utterance_end_ms` of audio passed with no word after the last
+        final's words: measured up to the next speech onset, or up to now if none began."""
         gap_ms = self.options.utterance_end_ms
         state = self._channels[index]
-        if not gap_ms or state.last_word_end is None or state.segmenter.speaking:
+        if not gap_ms or state.last_word_end is None:
             return
-        now = state.segmenter.position / SAMPLE_RATE
-        if (now - state.last_word_end) * 1000 >= gap_ms and not state.finals:
+        next_onset = state.onsets.get(state.last_final + 1)
+        if next_onset is None and state.segmenter.speaking:
+            return
+        until = next_onset if next_onset is not None else state.segmenter.position / SAMPLE_RATE
+        if (until - state.last_word_end) * 1000 >= gap_ms:
             self._events.append(UtteranceEnd(index, state.last_word_end))
             state.last_word_end = None
 

@@ -49,8 +49,8 @@ def _size(source: str | os.PathLike | BinaryIO) -> int:
 
 
 def _too_long(seconds: float, limit: float) -> AudioTooLong:
-    return AudioTooLong(f"audio is {seconds / 3600:.2f} h long; the limit is "
-                        f"{limit / 3600:g} h", param="file")
+    return AudioTooLong(f"the audio is at least {seconds:.0f} s long; the limit is {limit:.0f} s "
+                        f"({limit / 3600:g} h)", param="file")
 
 
 class AudioFile:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import os
 import sys
 from dataclasses import replace
 
@@ -45,25 +44,6 @@ def _bench(argv: list[str]) -> int:
 
     return bench_main(argv)
 
-def _transcribe(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from .transcribe_command import (TranscribeRequest, run_in_process, run_remote,
-                                     write_output)
-
-    request = TranscribeRequest(
-        source=args.source, model=args.model, language=args.language, task=args.task,
-        response_format=args.response_format, prompt=args.prompt,
-        temperature=args.temperature, word_timestamps=args.word_timestamps)
-    if args.url:
-        body = run_remote(request, args.url, api_key=args.api_key)
-    else:
-        logging.basicConfig(level=logging.WARNING)
-        body = asyncio.run(run_in_process(request, ServerConfig.from_env()))
-    write_output(body, args.output)
-    return 0
-
-
 
 def _transcribe(args: argparse.Namespace) -> int:
     import asyncio
@@ -83,23 +63,6 @@ def _transcribe(args: argparse.Namespace) -> int:
     write_output(body, args.output)
     return 0
 
-    transcribe = sub.add_parser("transcribe", help="transcribe or translate one file or URL")
-    transcribe.add_argument("source", metavar="FILE|URL", help="audio/video file or http(s) URL")
-    transcribe.add_argument("--model", help="model or alias (default: the configured model)")
-    transcribe.add_argument("--language", help="ISO 639-1 code, 'auto', or a set like 'en,de'")
-    transcribe.add_argument("--task", choices=("transcribe", "translate"), default="transcribe")
-    transcribe.add_argument("--response-format", default="text",
-                            choices=("json", "text", "srt", "vtt", "verbose_json"))
-    transcribe.add_argument("--prompt", help="text to guide spelling and style")
-    transcribe.add_argument("--temperature", type=float, default=0.0)
-    transcribe.add_argument("--word-timestamps", action="store_true",
-                            help="words with times in verbose_json")
-    transcribe.add_argument("-o", "--output", help="write here instead of stdout")
-    transcribe.add_argument("--url", help="use a running server (http://host:port) "
-                                          "instead of loading the model here")
-    transcribe.add_argument("--api-key", default=os.environ.get("STREAMSCRIBE_API_KEY"),
-                            help="key for --url (default $STREAMSCRIBE_API_KEY)")
-    transcribe.set_defaults(func=_transcribe)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamscribe", description=__doc__)

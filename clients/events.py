@@ -110,7 +110,7 @@ class Transcript:
     def likely_hallucination(self) -> bool:
         """True when the server flagged this text as probably not speech ("Thank you." on noise)."""
         h = self.hallucination or {}
-        return bool(h.get("flagged") or h.get("likely") or h.get("suppressed") or h.get("flags"))
+        return bool(h.get("likely") or h.get("suppressed_text"))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Transcript":

@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--api-key", default=os.environ.get("STREAMSCRIBE_API_KEY"),
                             help="key for --url (default $STREAMSCRIBE_API_KEY)")
     transcribe.set_defaults(func=_transcribe)
+
+    from clients.cli import add_client_commands   # `stream FILE` and `mic`
+
+    add_client_commands(sub)
     return parser
 
 

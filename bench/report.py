@@ -31,8 +31,16 @@ def latest(results_dir: Path) -> dict[str, dict]:
             continue
         suite = record.get("suite")
         if suite and (suite not in out or record["finished_utc"] >= out[suite]["finished_utc"]):
-            out[suite] = {**record, "_file": path.name}
+            out[suite] = {**record, "_file": _shown(path)}
     return out
+
+
+def _shown(path: Path) -> str:
+    from .corpus import REPO
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
 
 
 # ---------------------------------------------------------------- formatting helpers
@@ -64,7 +72,7 @@ def provenance(record: dict) -> str:
     load = ", ".join(f"{x:.2f}" for x in machine.get("load_average", []))
     load_end = ", ".join(f"{x:.2f}" for x in record.get("machine_load_end", []))
     return (f"*Run {record['finished_utc']} ({record['seconds']} s), `{record['command']}`, "
-            f"results `bench/results/{record['_file']}`. Machine: {machine['cores']} cores, "
+            f"results `{record['_file']}`. Machine: {machine['cores']} cores, "
             f"{machine['cpu_model']}, {machine['memory_gb']} GB; load average at start "
             f"{load}, at the end of this suite {load_end}.*")
 

@@ -211,9 +211,11 @@ def deepgram_event(message: dict, at: float) -> Event:
 
 async def run_deepgram(base_ws_url: str, stream: Stream, *, speed: float = 1.0,
                        chunk_ms: int = 20, params: dict | None = None,
+                       drain_s: float = 0.0, done: Callable[[StreamRun], bool] | None = None,
                        timeout_s: float = 120.0) -> StreamRun:
-    """Send `stream` to `/v1/listen`, then CloseStream; collect every message until the
-    server closes the connection (or `timeout_s` after the close was sent)."""
+    """Send `stream` to `/v1/listen`, then up to `drain_s` more silence until `done(run)`,
+    then CloseStream; collect every message until the server closes the connection (or
+    `timeout_s` after the close was sent)."""
     from websockets.asyncio.client import connect
 
     query = {**DEEPGRAM_PARAMS, "language": stream.language, **(params or {})}
@@ -228,7 +230,8 @@ async def run_deepgram(base_ws_url: str, stream: Stream, *, speed: float = 1.0,
 
             receiver = asyncio.create_task(receive())
             await send_paced(run, lambda piece: ws.send(piece.astype("<i2").tobytes()),
-                             speed=speed, chunk_ms=chunk_ms)
+                             speed=speed, chunk_ms=chunk_ms, extra_silence_s=drain_s,
+                             stop=done and (lambda: done(run)))
             await ws.send(json.dumps({"type": "CloseStream"}))
             run.closed_at = time.perf_counter()
             try:

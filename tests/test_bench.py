@@ -1,0 +1,95 @@
+"""The benchmark harness: its measuring logic on made-up runs, and `--quick` end to end.
+
+The end-to-end test checks that every quick suite produced numbers, never how good they
+are: speed thresholds have no place on a shared 2-core CI machine.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from bench import metrics, report, streams
+from bench.harness import main
+from bench.peer import whisperlive_events
+from bench.streams import Event, Stream, StreamRun, Utterance
+
+
+def utterance(item_id: str, start: float, end: float, text: str) -> Utterance:
+    return Utterance(item_id, (text,), "en", start, end, start, end)
+
+
+def made_up_run(events: list[Event]) -> StreamRun:
+    stream = Stream(pcm=np.zeros(10 * streams.RATE, np.int16),
+                    utterances=(utterance("a", 1.0, 3.0, "one two three"),
+                                utterance("b", 5.0, 7.0, "four five")))
+    # real-time sending: the chunk holding second s left at wall time 100 + s
+    sent = [(int(k * 0.02 * streams.RATE), 100 + k * 0.02) for k in range(1, 501)]
+    return StreamRun(stream=stream, sent=sent, events=events, closed_at=200.0)
+
+
+def test_speech_bounds_trims_silence():
+    clip = np.zeros(streams.RATE * 2, np.int16)
+    clip[8000:24000] = (3000 * np.sin(np.arange(16000) / 5)).astype(np.int16)
+    first, last = streams.speech_bounds(clip)
+    assert abs(first - 8000) <= 160 and abs(last - 24000) <= 160
+
+
+def test_latencies_are_measured_from_the_audio_not_the_server():
+    run = made_up_run([
+        Event(at=101.5, kind="partial", text="one two", start=1.0, end=1.5, stable_words=1),
+        Event(at=102.5, kind="partial", text="one too three", start=1.0, end=2.5, stable_words=2),
+        Event(at=103.4, kind="final", text="One, two three.", start=1.0, end=3.0),
+        Event(at=106.0, kind="partial", text="four", start=5.0, end=6.0),
+    ])
+    timings = metrics.utterance_timings(run)
+    assert abs(timings[0].final_latency_s - 0.4) < 0.03
+    assert abs(timings[0].first_partial_s - 0.5) < 0.03
+    assert timings[0].partial_intervals_s == [1.0]
+    assert timings[1].lost and timings[1].partials == 1
+    flicker = metrics.flicker(run)
+    # "one two" promised stable, then "too" changed: 1 of 2 promised words
+    assert (flicker.stable_promised, flicker.stable_changed) == (2, 1)
+    assert (flicker.interims, flicker.interims_not_prefix) == (2, 1)
+    summary = metrics.summarize([run])
+    assert summary["finals_lost"] == 1 and summary["final_latency_s"]["n"] == 1
+
+
+def test_a_final_spanning_two_utterances_finalizes_both():
+    run = made_up_run([Event(at=108.0, kind="final", text="one two three four five",
+                             start=1.0, end=7.0)])
+    assert [t.lost for t in metrics.utterance_timings(run)] == [False, False]
+    assert metrics.stream_error_rate([run]) == 0.0
+
+
+def test_whisperlive_segments_become_events_once():
+    seen, last = set(), []
+    message = {"segments": [{"start": "1.000", "end": "3.000", "text": " one two three",
+                             "completed": True},
+                            {"start": "5.000", "end": "6.000", "text": " four", "completed": False}]}
+    first = whisperlive_events(message, 1.0, seen, last)
+    again = whisperlive_events(message, 2.0, seen, last)
+    assert [e.kind for e in first] == ["final", "partial"] and again == []
+
+
+def test_quick_run_produces_numbers(server, tmp_path):
+    """`--quick` against the session's shared server (its model is already loaded)."""
+    docs = tmp_path / "benchmarks.md"
+    code = main(["--quick", "--url", server.http_url, "--server-pid", str(os.getpid()),
+                 "--results-dir", str(tmp_path), "--docs", str(docs)])
+    records = report.latest(tmp_path)
+    assert set(records) == {"accuracy", "latency", "concurrency", "batch"}
+    failed = {s: r["result"].get("error") for s, r in records.items() if r["status"] != "ok"}
+    assert code == 0 and not failed, failed
+    accuracy = records["accuracy"]["result"]
+    assert all(g["batch"] is not None and g["streaming"] is not None for g in accuracy["overall"])
+    latency = records["latency"]["result"]
+    assert latency["final_latency_s"]["n"] > 0 and latency["first_partial_s"]["p50"] is not None
+    concurrency = records["concurrency"]["result"]
+    assert concurrency["levels"] and concurrency["levels"][0]["final_latency_s"]["p50"] is not None
+    assert concurrency["levels"][0]["server"]["peak_rss_mb"] > 0
+    batch = records["batch"]["result"]
+    assert batch["api_rtf"] > 0 and batch["direct_rtf"] > 0
+    text = docs.read_text()
+    assert "## 2. Latency" in text and (tmp_path / "img" / "latency.png").is_file()

@@ -3,6 +3,11 @@
 Each speaker (a Twilio track, a channel of a multichannel stream) has its own stream whose finals
 come in order; across speakers they come in any order, so turns are inserted by start time.
 Used by the Twilio endpoint and the call-center demo. Pure: no I/O, no clock.
+
+`add` takes any final with the fields of `streaming.events.Transcription` (`is_final`, `text`,
+`start`, `duration`, `channel`, `language`, `confidence`, `words` with `word`,
+`punctuated_word`, `start`, `end`, `confidence`): the server's events and the client
+library's `Transcript` both fit.
 """
 
 from __future__ import annotations
@@ -51,20 +56,37 @@ class Conversation:
         text = final.text.strip()
         if not final.is_final or not text:
             return None
-        if speaker not in self.speakers:
-            self.speakers.append(speaker)
         words = tuple({"word": w.word, "punctuated_word": w.punctuated_word,
                        "start": round(w.start + offset, 3), "end": round(w.end + offset, 3),
                        "confidence": round(w.confidence, 3)} for w in final.words)
-        turn = Turn(speaker=speaker, start=final.start + offset,
-                    end=final.start + final.duration + offset, text=text, channel=final.channel,
-                    language=final.language, confidence=final.confidence, words=words)
+        return self.insert(Turn(speaker=speaker, start=final.start + offset,
+                                end=final.start + final.duration + offset, text=text,
+                                channel=final.channel, language=final.language,
+                                confidence=final.confidence, words=words))
+
+    def insert(self, turn: Turn) -> Turn:
+        """Place a turn by its start time."""
+        speaker = turn.speaker
+        if speaker not in self.speakers:
+            self.speakers.append(speaker)
         key = (round(turn.start, 3), self.speakers.index(speaker), self._arrivals)
         self._arrivals += 1
         index = bisect.bisect(self._keys, key)
         self._keys.insert(index, key)
         self._turns.insert(index, turn)
         return turn
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Conversation":
+        """The inverse of `to_json` (e.g. a call fetched from GET /v1/twilio/calls/{sid})."""
+        conversation = cls(tuple(data.get("speakers", ())))
+        for t in data.get("turns", ()):
+            conversation.insert(Turn(speaker=t["speaker"], start=t["start"], end=t["end"],
+                                     text=t["text"], channel=t.get("channel", 0),
+                                     language=t.get("language"),
+                                     confidence=t.get("confidence", 0.0),
+                                     words=tuple(t.get("words", ()))))
+        return conversation
 
     @property
     def turns(self) -> list[Turn]:

@@ -56,6 +56,9 @@ class ModelConfig:
     cpu_threads: int = 2
     workers: int = 1                     # concurrent model calls
     beam_size: int = 1
+    # English partials on a smaller model ("" = partials on the main model); finals always
+    # use the main model.
+    partial_model: str = "tiny.en"
     # Public names (OpenAI, Together, Deepgram) mapped to local models: "alias=model,...".
     aliases: str = ("whisper-1=base,openai/whisper-large-v3=base,nova-2=base,nova-3=base,"
                     "nova=base,general=base,whisper=base")

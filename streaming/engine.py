@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Callable
 
 from .backends.faster_whisper import FasterWhisperConfig, FasterWhisperTranscriber
 from .config import ModelConfig
-from .errors import ModelNotFound
+from .errors import ModelNotFound, StreamscribeError
 from .models import resolve_model
 from .scheduler import TranscriptionScheduler
 from .transcriber import Transcriber
+
+log = logging.getLogger("streamscribe.engine")
 
 Loader = Callable[[str, ModelConfig], Transcriber]
 
@@ -29,7 +32,7 @@ class Engine:
                  preloaded: dict[str, Transcriber] | None = None) -> None:
         self.config = config
         self._loader = loader
-        self._preloaded = dict(preloaded or {})
+        self._transcribers = dict(preloaded or {})
         self._schedulers: dict[str, TranscriptionScheduler] = {}
         self._loading: dict[str, asyncio.Task] = {}
 
@@ -62,14 +65,26 @@ class Engine:
 
     async def _load(self, name: str) -> TranscriptionScheduler:
         try:
-            transcriber = self._preloaded.get(name) or await asyncio.to_thread(
-                self._loader, name, self.config)
-            scheduler = TranscriptionScheduler(transcriber, workers=self.config.workers)
+            transcriber = await self._transcriber(name)
+            partial = None
+            if self.config.partial_model and self.config.partial_model != name:
+                try:
+                    partial = await self._transcriber(self.config.partial_model)
+                except StreamscribeError as exc:
+                    log.warning("partials will use %s: partial model unavailable (%s)",
+                                name, exc.message)
+            scheduler = TranscriptionScheduler(transcriber, workers=self.config.workers,
+                                               partial_transcriber=partial)
             await scheduler.start()
             self._schedulers[name] = scheduler
             return scheduler
         finally:
             self._loading.pop(name, None)
+
+    async def _transcriber(self, name: str) -> Transcriber:
+        if name not in self._transcribers:
+            self._transcribers[name] = await asyncio.to_thread(self._loader, name, self.config)
+        return self._transcribers[name]
 
     def loaded(self) -> dict[str, TranscriptionScheduler]:
         return dict(self._schedulers)

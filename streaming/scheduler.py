@@ -36,10 +36,18 @@ class SchedulerStats:
 
 
 class TranscriptionScheduler:
-    """Run `transcriber.transcribe` on `workers` threads, highest priority first."""
+    """Run `transcriber.transcribe` on `workers` threads, highest priority first.
 
-    def __init__(self, transcriber: Transcriber, workers: int = 1) -> None:
+    An optional `partial_transcriber` (a smaller English model) takes the English partials:
+    on a small CPU a partial with the main model costs as much as a final, so partials would
+    otherwise come slower than every 0.5 s and make finals wait behind them. Both models run
+    on the same workers, so they never compete for the cores.
+    """
+
+    def __init__(self, transcriber: Transcriber, workers: int = 1,
+                 partial_transcriber: Transcriber | None = None) -> None:
         self.transcriber = transcriber
+        self.partial_transcriber = partial_transcriber
         self.workers = workers
         self.stats = SchedulerStats()
         self._queue: asyncio.PriorityQueue | None = None
@@ -58,12 +66,13 @@ class TranscriptionScheduler:
         self._tasks = []
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _submit(self, audio: np.ndarray, options: TranscribeOptions,
-                priority: Priority) -> asyncio.Future:
+    def _submit(self, audio: np.ndarray, options: TranscribeOptions, priority: Priority,
+                transcriber: Transcriber | None = None) -> asyncio.Future:
         if self._queue is None:
             raise RuntimeError("scheduler not started")
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((int(priority), next(self._order), audio, options, future))
+        self._queue.put_nowait((int(priority), next(self._order), audio, options, future,
+                                transcriber or self.transcriber))
         self.stats.queued = self._queue.qsize()
         return future
 
@@ -77,7 +86,8 @@ class TranscriptionScheduler:
         if self._queue is not None and self._queue.qsize() + self.stats.running >= self.workers:
             self.stats.partials_dropped += 1
             return None
-        return self._submit(audio, options, Priority.PARTIAL)
+        fast = self.partial_transcriber if options.language == "en" else None
+        return self._submit(audio, options, Priority.PARTIAL, fast)
 
     async def run_blocking(self, fn, *args):
         """Run other model work (language detection) on the model's threads."""
@@ -86,14 +96,14 @@ class TranscriptionScheduler:
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            _, _, audio, options, future = await self._queue.get()
+            _, _, audio, options, future, transcriber = await self._queue.get()
             if future.cancelled():
                 continue
             self.stats.running += 1
             started = time.perf_counter()
             try:
                 result = await loop.run_in_executor(
-                    self._executor, self.transcriber.transcribe, audio, options)
+                    self._executor, transcriber.transcribe, audio, options)
             except Exception as exc:  # handed to the waiting caller, who reports it
                 if not future.done():
                     future.set_exception(exc)

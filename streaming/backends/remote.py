@@ -12,7 +12,6 @@ Blocking and thread-safe, like every backend. The httpx transport can be injecte
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from dataclasses import dataclass
@@ -59,7 +58,7 @@ class RemoteTranscriber:
         self.config = config
         self._servers = [_Server(url.rstrip("/")) for url in config.urls]
         self._lock = threading.Lock()
-        self._turn = itertools.count()
+        self._last = -1
         self._clock = clock
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._client = httpx.Client(transport=transport, timeout=config.timeout_s,
@@ -85,15 +84,16 @@ class RemoteTranscriber:
             now = self._clock()
             candidates = [s for s in self._servers if s.url not in avoid] or self._servers
             healthy = [s for s in candidates if s.failed_until <= now]
-            turn = next(self._turn)
             n = len(self._servers)
             if healthy:
+                # Among the least busy, the first after the one chosen last (round-robin).
                 server = min(healthy, key=lambda s: (
-                    s.in_flight, (self._servers.index(s) - turn) % n))
+                    s.in_flight, (self._servers.index(s) - self._last - 1) % n))
             else:  # everyone failed lately: try the one that recovers first rather than none
                 server = min(candidates, key=lambda s: s.failed_until)
             server.in_flight += 1
             server.calls += 1
+            self._last = self._servers.index(server)
             return server
 
     def _release(self, server: _Server, failed: bool) -> None:

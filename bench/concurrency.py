@@ -3,8 +3,9 @@
 Each stream is corpus speech with pauses (streams.workload); stream k starts k*STAGGER_S
 later so that utterance ends do not line up. Per level: final latency p50/p95, partials
 per utterance, partials the server dropped (its /healthz counters), finals lost (must be
-zero), server CPU (share of one core) and peak RSS. Levels go up until one misses the
-bound (p95 final latency, or any final lost); the limit is the largest N that met it.
+zero), server CPU (share of one core) and peak RSS. Levels go up until one is saturated
+(p95 final latency over SATURATED x the bound, or a final lost); the limit is the largest
+N that met the bound (p95 final latency under it, no final lost) with every smaller N.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from . import metrics, streams
 from .processes import ResourceMonitor
 
 STAGGER_S = 0.37
+SATURATED = 3.0
 
 Driver = Callable[[streams.Stream], Awaitable[streams.StreamRun]]
 
@@ -73,7 +75,7 @@ def sweep(driver: Driver, levels: tuple[int, ...], *, utterances: int, pause_s: 
             f"{_fmt(level['final_latency_s']['p95'])}, lost {level['finals_lost']}, "
             f"cpu {_fmt(level['server']['cpu_percent'], '%')}, "
             f"rss {_fmt(level['server']['peak_rss_mb'], ' MB')}")
-        if stop_on_fail and not passes(level, bound_s):
+        if stop_on_fail and not passes(level, SATURATED * bound_s):
             break
     return {"levels": out, "limit": limit(out, bound_s), "bound_s": bound_s,
             "utterances_per_stream": utterances, "pause_s": pause_s, "stagger_s": STAGGER_S}

@@ -47,8 +47,8 @@ class Settings:
     batch_files: tuple[str, ...] = ("long_en_two_cities_p1", "long_en_dagon_p1")
     batch_repeats: int = 3
     peer_levels: tuple[int, ...] = (1, 2, 4)
-    peer_utterances: int = 6
-    peer_drain_s: float = 15.0            # silence the peer may take to finalize its last segment
+    peer_utterances: int = 5
+    peer_drain_s: float = 30.0            # silence a client sends at most, waiting for last finals
 
     @classmethod
     def for_mode(cls, quick: bool, **overrides) -> "Settings":
@@ -137,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _health(http_url: str) -> dict | None:
+    """What the server says it runs (models loaded, ...), stored with the results."""
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"{http_url}/healthz", timeout=10) as response:
+            return json.load(response)
+    except (OSError, ValueError):
+        return None
+
+
 def _ints(text: str | None) -> tuple[int, ...] | None:
     return tuple(int(x) for x in text.split(",")) if text else None
 
@@ -175,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         server = start_ours(settings, work_dir)
         target = Target(f"http://127.0.0.1:{server.port}", server.pid)
+    server_info = _health(target.http_url)
+    print("server:", json.dumps(server_info))
     context = Context(settings, target, work_dir)
     context.log(f"server under test: {target.http_url} (pid {target.pid})")
     failures = 0
@@ -196,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                       "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                       "seconds": round(time.perf_counter() - t0, 1), "command": command,
                       "settings": asdict(settings), "machine": machine,
-                      "server": {"url": target.http_url, "started_by_harness": server is not None},
+                      "server": {"url": target.http_url, "started_by_harness": server is not None,
+                                 "healthz_at_start": server_info},
                       "machine_load_end": list(os.getloadavg()), "result": data}
             context.results[suite] = record
             path = report.write_result(results_dir, date, suite, record)

@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from .concurrency import SATURATED
+
 SUITE_ORDER = ("accuracy", "latency", "concurrency", "batch", "peer")
 
 
@@ -241,7 +243,8 @@ def section_concurrency(record: dict, img: Path, rel: str) -> str:
     parts = ["## 3. Concurrency", provenance(record), "",
              f"N real-time streams at once, each {r['utterances_per_stream']} corpus utterances "
              f"with {r['pause_s']} s pauses, stream k starting k×{r['stagger_s']} s later. "
-             "Levels stop after the first one that misses the bound. Server CPU is "
+             "Levels stop after the first one that is saturated (p95 over "
+             f"{SATURATED:g}× the bound, or a final lost). Server CPU is "
              "a share of one core (200 % = both cores).", "",
              f"**Largest N with p95 final latency < {r['bound_s']} s and no final lost: "
              f"{r['limit']}.**", "", concurrency_table(r)]
@@ -308,6 +311,12 @@ def headline(records: dict[str, dict]) -> list[list[str]]:
     return rows
 
 
+def _server_models(record: dict) -> str:
+    health = (record.get("server") or {}).get("healthz_at_start") or {}
+    models = ", ".join(f"`{m}`" for m in health.get("models", {}))
+    return f"Models loaded by our server (its /healthz): {models}." if models else ""
+
+
 def render(results_dir: Path, docs_path: Path) -> Path:
     records = latest(results_dir)
     img = docs_path.parent / "img"
@@ -330,7 +339,7 @@ def render(results_dir: Path, docs_path: Path) -> Path:
                 f"{settings['cpu_threads']} CPU threads per call, {settings['workers']} "
                 f"worker), beam {settings['beam_size']} on our side, endpointing "
                 f"{settings['endpointing_ms']} ms, {settings['pause_s']} s pauses between "
-                f"utterances.", "",
+                f"utterances. {_server_models(any_record)}", "",
                 "<details><summary>All settings</summary>", "", "```json",
                 json.dumps(settings, indent=1), "```", "</details>", ""]
         for suite in SUITE_ORDER:

@@ -96,7 +96,7 @@ async def _local_input(source: str, config: BatchConfig) -> BinaryIO:
 
 
 async def run_in_process(request: TranscribeRequest, config: ServerConfig,
-                         stderr: TextIO = sys.stderr, engine=None) -> str | dict:
+                         stderr: TextIO | None = None, engine=None) -> str | dict:
     """Load the model here and transcribe; returns the rendered body."""
     from .decode import AudioFile
     from .engine import Engine
@@ -113,7 +113,7 @@ async def run_in_process(request: TranscribeRequest, config: ServerConfig,
                                         max_duration_s=config.batch.max_duration_s)
         with audio:
             scheduler = await engine.get(None)
-            bar = ProgressBar(audio.info.duration, stderr)
+            bar = ProgressBar(audio.info.duration, stderr or sys.stderr)
             try:
                 transcript = await transcribe_file(
                     audio, scheduler, _options(request, model.beam_size), config.batch,
@@ -141,7 +141,7 @@ class _ReadProgress:
 
 
 def run_remote(request: TranscribeRequest, url: str, api_key: str | None = None,
-               stderr: TextIO = sys.stderr, timeout_s: float = 3600.0) -> str | dict:
+               stderr: TextIO | None = None, timeout_s: float = 3600.0) -> str | dict:
     """POST the file (or its URL) to a server's /v1/audio/{transcriptions,translations}."""
     import httpx
 
@@ -160,7 +160,7 @@ def run_remote(request: TranscribeRequest, url: str, api_key: str | None = None,
             response = client.post(f"/v1/audio/{endpoint}", data={**data, "file": request.source})
         else:
             size = os.path.getsize(request.source)
-            bar = ProgressBar(size, stderr, unit="B", minimum=10e6)
+            bar = ProgressBar(size, stderr or sys.stderr, unit="B", minimum=10e6)
             with open(request.source, "rb") as handle:
                 upload = _ReadProgress(handle, bar)
                 files = {"file": (Path(request.source).name, upload)}
@@ -181,10 +181,10 @@ def run_remote(request: TranscribeRequest, url: str, api_key: str | None = None,
     return response.text
 
 
-def write_output(body: str | dict, out: str | None, stdout: TextIO = sys.stdout) -> None:
+def write_output(body: str | dict, out: str | None, stdout: TextIO | None = None) -> None:
     text = json.dumps(body, ensure_ascii=False, indent=2) + "\n" if isinstance(body, dict) \
         else body
     if out:
         Path(out).write_text(text, encoding="utf-8")
     else:
-        stdout.write(text)
+        (stdout or sys.stdout).write(text)

@@ -151,6 +151,7 @@ class ResilientStream:
                 self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
+        self._flush_lost("buffer_full")
         self._trim_buffer(self._buffer_bytes)
         self._flush_lost("closed")
         self._events.put_nowait(_END)
@@ -345,6 +346,7 @@ class ResilientStream:
 
     def _give_up(self, error: BaseException | None) -> None:
         self._error = error if isinstance(error, ClientError) else ConnectionLost(str(error))
+        self._flush_lost("buffer_full")
         self._trim_buffer(self._buffer_bytes)
         self._flush_lost("gave_up")
         self._events.put_nowait(_END)

@@ -94,7 +94,7 @@ class Call:
         return {"call_sid": self.call_sid, "account_sid": self.account_sid,
                 "stream_sids": list(self.stream_sids), "tracks": list(self.tracks),
                 "status": self.status, "started_at": self.started_at, "ended_at": self.ended_at,
-                "duration_s": round(self.duration_s, 3), "turns": len(self.conversation.turns),
+                "duration_s": round(self.duration_s, 3), "turn_count": len(self.conversation.turns),
                 "custom_parameters": dict(self.custom_parameters)}
 
     def to_json(self) -> dict:

@@ -21,6 +21,7 @@ from typing import Any, AsyncIterator, Iterator
 import numpy as np
 
 from .connection import Connection, StreamClient
+from .errors import ConnectionLost
 from .events import Event
 from .options import StreamOptions
 
@@ -102,12 +103,19 @@ async def iter_file(url: str, path: str | Path, *, speed: float = 1.0,
     `options` sets what the server should do (language, model, interim_results...); the
     encoding, rate and channels come from the file. `connect_kwargs` go to `connect()`
     (token, headers, timeouts). Breaking out of the loop stops sending and closes.
+    Raises ConnectionLost if the server's Metadata (which follows the last final) does not
+    come within 30 s + the audio's duration after the last chunk.
     """
     samples, rate = read_audio(path)
+    # After the last chunk the server may still be transcribing a backlog (speed 0 sends a
+    # long file in moments): wait for Metadata as long as real-time processing would take.
+    close_wait = max(connect_kwargs.get("close_timeout", 10.0), 30.0 + len(samples) / rate)
     async with StreamClient(url, file_options(samples, rate, options), **connect_kwargs) as conn:
         async def send_all() -> None:
             await send_paced(conn, samples, rate, speed=speed, chunk_ms=chunk_ms)
-            await conn.close()
+            if await conn.close(timeout=close_wait) is None and conn.metadata is None:
+                raise ConnectionLost(f"no Metadata within {close_wait:.0f} s of the end of the "
+                                     "audio: the last transcripts may be missing")
 
         sender = asyncio.create_task(send_all(), name="streamscribe-file-sender")
         try:

@@ -7,6 +7,7 @@ Screenshots land in tests/output/.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -19,6 +20,11 @@ from bench.scoring import error_rate
 from streaming.audio import wav_bytes
 
 from .conftest import timeout
+
+try:
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+except ImportError:       # the skip below explains
+    PlaywrightTimeout = TimeoutError
 
 CHROMIUM = os.environ.get("STREAMSCRIBE_CHROMIUM", "/usr/bin/chromium")
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -71,26 +77,31 @@ async def test_page_captions_the_microphone(server, browser):
     assert "base" in await page.locator("#model").inner_text()
     await page.select_option("#language", "en")
     await page.click("#toggle")
+    started = asyncio.get_running_loop().time()
     await page.wait_for_function("window.streamscribe.state === 'live'", timeout=timeout(20) * 1000)
 
-    # A partial shows while the first utterance is spoken, in the lighter style.
-    await page.wait_for_function("document.querySelector('#partial').textContent.length > 0",
-                                 timeout=timeout(20) * 1000)
-    style = await page.eval_on_selector("#partial", "e => getComputedStyle(e).fontStyle")
-    assert style == "italic"
-    # mid-stream: one final committed, the next utterance's partial below it (README picture)
-    await page.wait_for_function("window.streamscribe.finals.length >= 1 && "
-                                 "document.querySelector('#partial').textContent.length > 20",
-                                 timeout=timeout(browser.audio_seconds + 30) * 1000)
-    await page.screenshot(path=str(OUTPUT / "caption_page_live.png"))
+    # The partial line is styled lighter than finals.
+    assert await page.eval_on_selector("#partial", "e => getComputedStyle(e).fontStyle") == "italic"
+    # For README: one final committed, the next utterance's partial below it. Under load the
+    # server may skip partials, so this picture is best effort.
+    try:
+        await page.wait_for_function("window.streamscribe.finals.length >= 1 && "
+                                     "document.querySelector('#partial').textContent.length > 20",
+                                     timeout=timeout(browser.audio_seconds + 10) * 1000)
+        await page.screenshot(path=str(OUTPUT / "caption_page_live.png"))
+    except PlaywrightTimeout:
+        pass
     await page.wait_for_function(f"window.streamscribe.finals.length >= {len(CLIPS)}",
                                  timeout=timeout(browser.audio_seconds + 30) * 1000)
     await page.screenshot(path=str(OUTPUT / "caption_page.png"))
+    # the fake microphone plays in real time: let it finish before Stop
+    await asyncio.sleep(max(0.0, started + browser.audio_seconds + 0.5 - asyncio.get_running_loop().time()))
     await page.click("#toggle")                                  # Stop: CloseStream, then Metadata
     await page.wait_for_function("window.streamscribe.state === 'idle'", timeout=timeout(20) * 1000)
 
     caption = await page.evaluate("window.streamscribe")
     assert caption["error"] is None, (caption["error"], console)
+    assert caption["partials"] >= 1              # partials were shown while speech went on
     assert caption["metadata"]["type"] == "Metadata"
     finals = caption["finals"]
     text = " ".join(f["text"] for f in finals)

@@ -10,6 +10,7 @@ const caption = {
   state: "idle",          // idle | connecting | live | finishing | error
   finals: [],             // {start, end, text, language, latencyMs}
   partial: "",
+  partials: 0,            // partial results received (a readout for tests and curious users)
   language: null,
   latencies: [],
   offset: 0,              // seconds of audio from earlier sessions (keeps times monotonic)
@@ -144,6 +145,7 @@ function onMessage(event) {
       }
     } else {
       caption.partial = text;
+      if (text) caption.partials += 1;
     }
   } else if (msg.type === "Metadata") {
     caption.metadata = msg;

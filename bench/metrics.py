@@ -143,13 +143,20 @@ def flicker(run: StreamRun, language: str = "en") -> Flicker:
     return out
 
 
-def final_text(run: StreamRun) -> str:
-    return " ".join(e.text.strip() for e in run.events if e.kind == "final" and e.text.strip())
+def final_text(run: StreamRun, with_last_partial: bool = False) -> str:
+    """The finals joined; with `with_last_partial`, plus the last partial if no final
+    followed it (what a client shows when the server never finalizes)."""
+    texts = [e for e in transcripts(run)]
+    out = [e.text.strip() for e in texts if e.kind == "final"]
+    if with_last_partial and texts and texts[-1].kind == "partial":
+        out.append(texts[-1].text.strip())
+    return " ".join(out)
 
 
-def stream_error_rate(runs: list[StreamRun]) -> float | None:
+def stream_error_rate(runs: list[StreamRun], with_last_partial: bool = False) -> float | None:
     """Pooled WER of the finals against the concatenated references of each stream."""
-    pairs = [(" ".join(u.references[0] for u in run.stream.utterances), final_text(run),
+    pairs = [(" ".join(u.references[0] for u in run.stream.utterances),
+              final_text(run, with_last_partial),
               run.stream.language if run.stream.language != "multi" else "en")
              for run in runs if run.stream.utterances]
     return corpus_error_rate(pairs) if pairs else None
@@ -188,6 +195,7 @@ def summarize(runs: list[StreamRun]) -> dict:
                                    if timings else None),
         "flicker": flick.summary(),
         "wer": stream_error_rate(runs),
+        "wer_with_last_partial": stream_error_rate(runs, with_last_partial=True),
         "errors": [run.error for run in runs if run.error],
         "per_utterance": [asdict(t) for t in timings],
     }

@@ -9,7 +9,8 @@ import sys
 
 from whisper_live.server import TranscriptionServer
 
-logging.basicConfig(level=logging.INFO)
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s",
+                    force=True)
 port, model_dir, max_clients = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 TranscriptionServer().run("127.0.0.1", port=port, backend="faster_whisper",
                           faster_whisper_custom_model_path=model_dir, single_model=True,

@@ -110,21 +110,29 @@ def plot_concurrency(sweeps: dict[str, dict], bound_s: float, path: Path) -> Non
     """sweeps: label -> concurrency sweep result (ours, and the peer's when present)."""
     plt = _plt()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for label, sweep in sweeps.items():
+    ticks = set()
+    for (label, sweep), color in zip(sweeps.items(), ("tab:blue", "tab:red", "tab:green")):
         levels = sweep["levels"]
         n = [lv["streams"] for lv in levels]
-        left.plot(n, [lv["final_latency_s"]["p50"] for lv in levels], "o-", label=f"{label} p50")
-        left.plot(n, [lv["final_latency_s"]["p95"] for lv in levels], "s--", label=f"{label} p95")
-        right.plot(n, [lv["server"]["cpu_percent"] for lv in levels], "o-", label=f"{label} CPU %")
-    left.axhline(bound_s, color="grey", lw=0.8, ls=":")
-    left.set_xscale("log", base=2)
-    left.set_xlabel("concurrent real-time streams")
+        ticks.update(n)
+        left.plot(n, [lv["final_latency_s"]["p50"] for lv in levels], "o-", color=color,
+                  label=f"{label} p50")
+        left.plot(n, [lv["final_latency_s"]["p95"] for lv in levels], "s--", color=color,
+                  label=f"{label} p95")
+        right.plot(n, [lv["server"]["cpu_percent"] for lv in levels], "o-", color=color,
+                   label=label)
+        right.plot(n, [lv["server"]["peak_rss_mb"] / 10 for lv in levels], "^:", color=color,
+                   label=f"{label} peak RSS (MB / 10)")
+    left.axhline(bound_s, color="grey", lw=0.8, ls=":", label=f"bound {bound_s} s")
     left.set_ylabel("end of speech → final (s)")
-    left.legend(fontsize=7)
-    right.set_xscale("log", base=2)
-    right.set_xlabel("concurrent real-time streams")
-    right.set_ylabel("server CPU (% of one core)")
-    right.legend(fontsize=7)
+    right.set_ylabel("server CPU, % of one core (▲: peak RSS, MB/10)")
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(ticks), [str(t) for t in sorted(ticks)])
+        ax.minorticks_off()
+        ax.set_xlabel("concurrent real-time streams")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

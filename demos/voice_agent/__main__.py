@@ -203,15 +203,17 @@ def file_caller(audio: np.ndarray, *, speed: float, patience: float = 15.0):
 
 
 def mic_caller(device=None, duration: float | None = None):
+    """The microphone is the caller (16 kHz, resampled if the device will not open at it)."""
     async def chunks(conversation: Conversation) -> AsyncIterator[np.ndarray]:
         from clients.mic import Microphone
 
+        from streaming.audio import Resampler
+
         async with Microphone(device, samplerate=RATE) as mic:
-            if mic.samplerate != RATE:
-                raise RuntimeError(f"the microphone does not open at {RATE} Hz")
+            resampler = Resampler(mic.samplerate)      # a no-op when the device opened at 16 kHz
             print("listening; talk to the agent (Ctrl-C to stop)", file=sys.stderr, flush=True)
             async for block in mic:
-                yield np.frombuffer(block, dtype="<i2")
+                yield resampler.feed(np.frombuffer(block, dtype="<i2"))
                 if duration is not None and mic.seconds >= duration:
                     break
     return chunks
@@ -245,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("file", nargs="?", help="a recording that plays the caller")
     parser.add_argument("--mic", action="store_true", help="you are the caller (microphone)")
+    parser.add_argument("--device", help="--mic: input device (see `streamscribe mic --list-devices`)")
     parser.add_argument("--play", action="store_true", help="play the agent's voice on the sound card")
     parser.add_argument("--agent", help="module:function(text, history) -> reply (default: echo agent)")
     parser.add_argument("--voice", default="en-us", help="espeak-ng voice (default en-us)")
@@ -265,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     taker = TurnTaker(load_agent(args.agent), lambda text: espeak(text, voice=args.voice))
     conversation = Conversation(taker, player=SoundCardPlayer() if args.play else None)
     if args.mic:
-        chunks = mic_caller(duration=args.duration)
+        chunks = mic_caller(args.device, duration=args.duration)
     elif args.file:
         from clients.file_stream import read_audio
         from streaming.audio import Resampler

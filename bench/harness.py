@@ -38,7 +38,7 @@ class Settings:
     beam_size: int = 1
     endpointing_ms: int = 600
     concurrency_levels: tuple[int, ...] = (1, 2, 4, 8, 16)
-    concurrency_utterances: int = 5       # per stream
+    concurrency_utterances: int = 4       # per stream
     latency_utterances: int = 8
     pause_s: float = 1.5                  # silence between utterances in a stream
     latency_bound_s: float = 1.5          # p95 final latency that defines the concurrency limit
@@ -47,7 +47,7 @@ class Settings:
     batch_files: tuple[str, ...] = ("long_en_two_cities_p1", "long_en_dagon_p1")
     batch_repeats: int = 3
     peer_levels: tuple[int, ...] = (1, 2, 4)
-    peer_utterances: int = 5
+    peer_utterances: int = 4
     peer_drain_s: float = 30.0            # silence a client sends at most, waiting for last finals
 
     @classmethod

@@ -97,6 +97,7 @@ def plot_latency(result: dict, path: Path) -> None:
            label="end of speech → final")
     ax.bar([x + 0.2 for x in xs], [r["first_partial_s"] or 0 for r in rows], 0.4,
            label="start of speech → first transcript")
+    ax.set_xticks(list(xs), [str(x + 1) for x in xs])
     ax.set_xlabel("utterance (in stream order)")
     ax.set_ylabel("seconds")
     ax.set_title("One real-time stream: latency per utterance")
@@ -184,7 +185,13 @@ def section_accuracy(record: dict, img: Path, rel: str) -> str:
               "Numbers are not spelled out: where the corpus gives `text_alt` (the other "
               "written form), the better-matching reference counts. zh/ja/ko are scored by "
               "characters (CER) with spaces removed. Rates are pooled: total errors / total "
-              "reference words (or characters) of the group."]
+              "reference words (or characters) of the group.", "",
+              "Caveats: Whisper often writes Traditional Chinese where the zh references are "
+              "Simplified; no conversion is applied, so zh CER counts script differences too "
+              "(on both paths alike). The `long_form_unverified_origin` readings may be "
+              "synthetic voices, and most `non_english` items are of undocumented origin "
+              "(see the corpus README); the human English row is the set the corpus calls "
+              "certainly human."]
     if any(g["batch"] is not None for g in r["by_category_language"]):
         plot_accuracy(r, img / "accuracy.png")
         parts += ["", f"![accuracy per category]({rel}/accuracy.png)"]

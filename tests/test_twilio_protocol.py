@@ -141,3 +141,12 @@ def test_conversation_orders_turns_across_speakers():
     text = conversation.to_text({"inbound": "Caller", "outbound": "Agent"})
     assert text.splitlines()[:2] == ["[00:00] Caller  hello there", "[00:02] Agent   second"]
     assert conversation.text_of("inbound") == "hello there third"
+
+
+def test_public_names_are_sorted_and_exist():
+    from streaming import conversation
+    from streaming.protocols import twilio
+
+    for module in (twilio, conversation):
+        assert module.__all__ == sorted(module.__all__)
+        assert all(hasattr(module, name) for name in module.__all__)

@@ -30,16 +30,16 @@ from dataclasses import dataclass, field
 from ..errors import ProtocolError
 
 __all__ = [
-    "MULAW_SILENCE",
-    "SAMPLE_RATE",
-    "TRACKS",
     "Connected",
     "Dtmf",
+    "MULAW_SILENCE",
     "Mark",
     "Media",
     "MediaStream",
+    "SAMPLE_RATE",
     "Start",
     "Stop",
+    "TRACKS",
     "TrackAudio",
     "TwilioMessage",
     "TwilioProtocolError",

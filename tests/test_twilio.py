@@ -204,3 +204,14 @@ async def test_auth_by_custom_parameter_header_or_query(start_server):
         # an unauthenticated stream leaves no record
         assert (await client.get("/v1/twilio/calls/CAnokey",
                                  headers={"Authorization": "Bearer sekret"})).status_code == 404
+
+
+async def test_a_flood_of_bad_messages_is_reported_sparingly(twilio_server):
+    messages = short_call("CAflood", seconds=0.2)
+    messages[2:2] = [json.dumps({"event": "mystery"})] * 250
+    await asyncio.wait_for(replay(f"{twilio_server.ws_url}/v1/twilio", messages), timeout(30))
+    async with httpx.AsyncClient(base_url=twilio_server.http_url) as client:
+        call = (await client.get("/v1/twilio/calls/CAflood")).json()
+    assert call["status"] == "completed"
+    messages = [e["message"] for e in call["errors"]]
+    assert len(messages) == 12 and messages[-1].endswith("(error 200 on this stream)")

@@ -325,10 +325,15 @@ async def media_stream(websocket: WebSocket) -> None:
             try:
                 actions = protocol.receive(frame)
             except proto.TwilioProtocolError as exc:
-                log.warning("twilio stream %s: %s", protocol.start.stream_sid if protocol.start
-                            else "?", exc.message)
-                if call is not None:
-                    call.error(exc.code, exc.message)
+                # A broken sender can repeat one mistake 50 times a second: report the first
+                # ten, then one in a hundred (with the count).
+                if exc.fatal or protocol.errors <= 10 or protocol.errors % 100 == 0:
+                    message = exc.message if protocol.errors <= 10 else (
+                        f"{exc.message} (error {protocol.errors} on this stream)")
+                    log.warning("twilio stream %s: %s", protocol.start.stream_sid
+                                if protocol.start else "?", message)
+                    if call is not None:
+                        call.error(exc.code, message)
                 if exc.fatal:
                     status, close = "failed", (1008, exc.message[:120])
                     break

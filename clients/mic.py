@@ -110,7 +110,11 @@ class Microphone:
 
     def _callback(self, indata, frames, time_info, status) -> None:
         # PortAudio's thread: copy and hand over, nothing else.
-        self._loop.call_soon_threadsafe(self._put, bytes(indata), frames, bool(status.input_overflow))
+        try:
+            self._loop.call_soon_threadsafe(self._put, bytes(indata), frames,
+                                            bool(status.input_overflow))
+        except RuntimeError:    # the loop is closing; stop() is on its way
+            pass
 
     def _put(self, data: bytes, frames: int, overflow: bool) -> None:
         start = self.captured_frames / self.samplerate

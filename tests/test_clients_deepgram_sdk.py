@@ -51,7 +51,7 @@ async def test_deepgram_sdk_receives_interim_and_final_results(server):
             for chunk in audio_chunks(samples, rate, 100):
                 await socket.send_media(chunk)
                 sent += len(chunk) / 2 / rate
-                await asyncio.sleep(max(0.0, started + sent / 1.5 - loop.time()))  # 1.5x real time
+                await asyncio.sleep(max(0.0, started + sent - loop.time()))  # real time
             await socket.send_finalize()
             await socket.send_close_stream()
 

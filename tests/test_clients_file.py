@@ -92,3 +92,17 @@ def test_stream_command_prints_json_lines(server, capsys):
     text = " ".join(m["channel"]["alternatives"][0]["transcript"] for m in lines
                     if m["type"] == "Results" and m["is_final"])
     assert error_rate(item.references(), text) < 0.15, text
+
+
+async def test_token_auth(start_server):
+    secured = start_server(api_keys=("s3cret",))
+    with pytest.raises(ConnectionRejected) as caught:
+        async with StreamClient(secured.ws_url, token="wrong"):
+            pass
+    assert caught.value.status == 401 and caught.value.permanent
+    item = corpus.item("en_lj_LJ001-0004")
+    for scheme in ("Token", "Bearer"):
+        events = await stream_file(secured.ws_url, item.audio, speed=0, token="s3cret",
+                                   auth_scheme=scheme, options=StreamOptions(language="en"))
+        assert isinstance(events[-1], Metadata)
+    assert error_rate(item.references(), final_text(events)) < 0.15

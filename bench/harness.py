@@ -8,14 +8,13 @@ port) so that its CPU time and memory can be read from /proc without counting th
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import os
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from . import processes
@@ -61,12 +60,7 @@ class Settings:
                        peer_levels=(1,), peer_utterances=2, peer_drain_s=10.0)
         else:
             base = cls()
-        return _replace(base, **{k: v for k, v in overrides.items() if v is not None})
-
-
-def _replace(settings: Settings, **changes) -> Settings:
-    from dataclasses import replace
-    return replace(settings, **changes)
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
 @dataclass

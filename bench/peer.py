@@ -227,7 +227,9 @@ def run(context) -> dict:
         context.log(f"peer: WhisperLive (pid {server.pid}), levels {levels}")
         theirs_driver = functools.partial(run_whisperlive, server.port, speed=1.0, chunk_ms=20,
                                           drain_s=settings.peer_drain_s, done=all_finalized)
-        warm = asyncio.run(theirs_driver(streams.workload(1, 1, tail_s=1.0)[0]))
+        # loads its model (it does so on the first connection) and runs its first calls
+        warm = asyncio.run(run_whisperlive(server.port, streams.workload(1, 1, tail_s=1.0)[0],
+                                           speed=0))
         if warm.error:
             return {"unavailable": f"its server started but a stream failed: {warm.error}; "
                                    f"log:\n{server.log_tail()}"}

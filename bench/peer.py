@@ -233,6 +233,7 @@ def run(context) -> dict:
         if warm.error:
             return {"unavailable": f"its server started but a stream failed: {warm.error}; "
                                    f"log:\n{server.log_tail()}"}
+        time.sleep(5)  # its per-client thread finishes the call it was in
         theirs = concurrency.sweep(theirs_driver, levels, pid=server.pid, **sweep_args)
     finally:
         server.stop()

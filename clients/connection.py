@@ -73,7 +73,7 @@ async def connect(url: str, options: StreamOptions | None = None, *, token: str 
         raise ConnectionRejected(exc.response.status_code,
                                  body.decode("utf-8", "replace")) from exc
     except (OSError, TimeoutError, EOFError, InvalidHandshake) as exc:
-        raise CannotConnect(f"cannot connect to {target}: {exc}") from exc
+        raise CannotConnect(f"cannot connect to {target.split('?')[0]}: {exc}") from exc
     return Connection(ws, options, url=target, close_timeout=close_timeout,
                       keepalive_interval=keepalive_interval)
 

@@ -86,11 +86,16 @@ class Microphone:
         sd = _sounddevice()
         self._loop = asyncio.get_running_loop()
         try:
-            self._stream = self._open(sd, self.samplerate)
-        except sd.PortAudioError:
-            info = sd.query_devices(self.device, "input")
-            self.samplerate = int(info["default_samplerate"])
-            self._stream = self._open(sd, self.samplerate)
+            try:
+                self._stream = self._open(sd, self.samplerate)
+            except sd.PortAudioError:      # 16 kHz refused: capture at the device's own rate
+                info = sd.query_devices(self.device, "input")
+                self.samplerate = int(info["default_samplerate"])
+                self._stream = self._open(sd, self.samplerate)
+        except (sd.PortAudioError, ValueError) as exc:
+            which = "the default input" if self.device is None else f"input device {self.device!r}"
+            raise RuntimeError(f"cannot open {which}: {exc} (see `streamscribe mic "
+                               "--list-devices`)") from exc
         blocks = max(1, int(self.max_queue_s * 1000 / self.block_ms))
         self._queue = asyncio.Queue(maxsize=blocks)
         self._stream.start()

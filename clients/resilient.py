@@ -129,9 +129,9 @@ class ResilientStream:
         await self.close(timeout=None if exc_type is None else 0.0)
 
     async def close(self, timeout: float | None = None) -> Metadata | None:
-        """Flush: send what the buffer holds if connected, CloseStream, wait for Metadata.
-
-        Audio that cannot be sent any more is reported as AudioLost(reason="closed").
+        """CloseStream on the current connection and wait for its Metadata (`timeout` 0:
+        abort instead). Audio still buffered because the stream is disconnected is reported
+        as AudioLost(reason="closed").
         Returns the last connection's Metadata (None if disconnected or it did not come).
         """
         if self._closing:
@@ -151,6 +151,8 @@ class ResilientStream:
                 self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
+        if self._conn is not None and self._conn is not conn:
+            await self._conn.abort()    # a reconnection that raced with close()
         self._flush_lost("buffer_full")
         self._trim_buffer(self._buffer_bytes)
         self._flush_lost("closed")

@@ -38,12 +38,12 @@ class Settings:
     endpointing_ms: int = 600
     concurrency_levels: tuple[int, ...] = (1, 2, 4, 8, 16)
     concurrency_utterances: int = 4       # per stream
-    latency_utterances: int = 8
+    latency_utterances: int = 6
     pause_s: float = 1.5                  # silence between utterances in a stream
     latency_bound_s: float = 1.5          # p95 final latency that defines the concurrency limit
     accuracy_items: tuple[str, ...] = ()  # empty: every mono 16 kHz item of the corpus
     accuracy_speed: float = 0.0           # 0: stream as fast as the server takes it
-    batch_files: tuple[str, ...] = ("long_en_two_cities_p1_p3", "long_en_dagon_p1")
+    batch_files: tuple[str, ...] = ("long_en_two_cities_p1_p3",)
     batch_repeats: int = 3
     peer_levels: tuple[int, ...] = (1, 2, 4)
     peer_utterances: int = 4

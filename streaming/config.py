@@ -86,7 +86,7 @@ class BatchConfig:
     url_allowlist: str = ""
     max_duration_s: float = 4 * 3600.0          # longer audio: 400 audio_too_long
     piece_max_s: float = 30.0                   # long audio is cut at pauses into pieces this long
-    piece_min_s: float = 10.0                   # ... and no shorter, unless the file ends
+    piece_min_s: float = 20.0                   # ... and no shorter (Whisper pads every call to 30 s)
     parallelism: int = 2                        # pieces of one request in flight at once
 
     def __post_init__(self) -> None:

@@ -75,7 +75,7 @@ async def test_page_captions_the_microphone(server, browser):
     assert await page.title() == "streamscribe — live captions"
     assert await page.locator("#token-field").is_hidden()      # no keys configured
     assert "base" in await page.locator("#model").inner_text()
-    await page.select_option("#language", "en")
+    assert await page.input_value("#language") == "multi"     # auto-detect by default
     await page.click("#toggle")
     started = asyncio.get_running_loop().time()
     await page.wait_for_function("window.streamscribe.state === 'live'", timeout=timeout(20) * 1000)
@@ -115,6 +115,7 @@ async def test_page_captions_the_microphone(server, browser):
     # the latency readout uses the server's latency_ms
     assert all(isinstance(f["latencyMs"], (int, float)) and f["latencyMs"] >= 0 for f in finals)
     assert "median" in await page.inner_text("#latency")
+    assert await page.inner_text("#lang") == "en"             # detected
     shown = await page.locator("#finals .final").count()
     assert shown == len(finals)
     assert (await page.locator("#finals .final time").first.inner_text()).startswith("00:0")

@@ -11,6 +11,8 @@ const caption = {
   finals: [],             // {start, end, text, language, latencyMs}
   partial: "",
   partials: 0,            // partial results received (a readout for tests and curious users)
+  stableWords: 0,         // leading words of the partial that will not change (server's LocalAgreement)
+  suppressed: 0,          // finals the server flagged as likely hallucinations, not shown
   language: null,
   latencies: [],
   offset: 0,              // seconds of audio from earlier sessions (keeps times monotonic)
@@ -85,7 +87,12 @@ function render() {
   }
   $("#error").textContent = caption.error || "";
   $(".placeholder").hidden = caption.finals.length > 0 || !!caption.partial || !!session;
-  $("#partial").textContent = caption.partial;
+  // the partial: words the server will not change, then the still-tentative tail (lighter)
+  const words = caption.partial ? caption.partial.split(/\s+/) : [];
+  const stable = words.slice(0, caption.stableWords).join(" ");
+  const tail = words.slice(caption.stableWords).join(" ");
+  $("#partial-stable").textContent = stable;
+  $("#partial-tail").textContent = (stable && tail ? " " : "") + tail;
   for (const b of document.querySelectorAll(".downloads button")) b.disabled = caption.finals.length === 0;
   if (stick) main.scrollTop = main.scrollHeight;
 }
@@ -130,7 +137,11 @@ function onMessage(event) {
     if (language) caption.language = language;
     if (msg.is_final) {
       caption.partial = "";
-      if (text) {
+      caption.stableWords = 0;
+      const h = msg.hallucination || {};
+      if (text && (h.likely || h.suppressed_text)) {
+        caption.suppressed += 1;      // likely not speech ("Thank you." on noise): not committed
+      } else if (text) {
         const start = caption.offset + (msg.start || 0);
         const end = start + (msg.duration || 0);
         let latencyMs = typeof msg.latency_ms === "number" ? msg.latency_ms : null;
@@ -145,6 +156,7 @@ function onMessage(event) {
       }
     } else {
       caption.partial = text;
+      caption.stableWords = msg.stable_words || 0;
       if (text) caption.partials += 1;
     }
   } else if (msg.type === "Metadata") {

@@ -215,3 +215,19 @@ async def test_a_flood_of_bad_messages_is_reported_sparingly(twilio_server):
     assert call["status"] == "completed"
     messages = [e["message"] for e in call["errors"]]
     assert len(messages) == 12 and messages[-1].endswith("(error 200 on this stream)")
+
+
+async def test_a_failing_webhook_is_recorded_and_the_call_still_ends(start_server):
+    import socket
+
+    with socket.socket() as s:               # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
+    server = start_server(twilio=TwilioConfig(webhook_url=dead, webhook_timeout_s=2))
+    events = asyncio.create_task(collect_events(f"{server.ws_url}/v1/twilio/calls/CAdeadhook/events"))
+    await asyncio.sleep(0.2)
+    await asyncio.wait_for(replay(f"{server.ws_url}/v1/twilio", short_call("CAdeadhook")), timeout(30))
+    ended = (await asyncio.wait_for(events, timeout(30)))[-1]
+    assert ended["type"] == "call_ended"
+    assert ended["call"]["webhook"]["status"] is None and ended["call"]["webhook"]["error"]
+    assert ended["call"]["errors"][-1]["code"] == "webhook_failed"

@@ -194,6 +194,10 @@ def summarize(runs: list[StreamRun]) -> dict:
         "partials_per_utterance": (sum(t.partials for t in timings) / len(timings)
                                    if timings else None),
         "flicker": flick.summary(),
+        # the server's own figure (an extra field of ours), for comparison only
+        "server_reported_final_latency_s": distribution(
+            [e.raw["latency_ms"] / 1000 for run in runs for e in run.events
+             if e.kind == "final" and isinstance(e.raw.get("latency_ms"), (int, float))]),
         "wer": stream_error_rate(runs),
         "wer_with_last_partial": stream_error_rate(runs, with_last_partial=True),
         "errors": [run.error for run in runs if run.error],

@@ -201,6 +201,7 @@ def section_accuracy(record: dict, img: Path, rel: str) -> str:
 def _latency_rows(summary: dict) -> list[list[str]]:
     f, p, i = summary["final_latency_s"], summary["first_partial_s"], summary["partial_interval_s"]
     fl = summary["flicker"]
+    own = summary.get("server_reported_final_latency_s") or {}
     return [
         ["end of speech → final, p50 / p95 / max",
          f"{num(f['p50'])} / {num(f['p95'])} / {num(f['max'])} s (n={f['n']})"],
@@ -214,6 +215,8 @@ def _latency_rows(summary: dict) -> list[list[str]]:
          f"{fl['interims']} ({pct(fl['interim_not_prefix_rate'])})"],
         ["interim words changed by the final", f"{fl['interim_words_changed']} of "
          f"{fl['interim_words']} ({pct(fl['interim_word_change_rate'])})"],
+        ["the server's own `latency_ms` on finals, p50 / p95 (for comparison)",
+         f"{num(own.get('p50'))} / {num(own.get('p95'))} s"],
         ["finals lost / only at close", f"{summary['finals_lost']} / "
          f"{summary['finalized_by_close']} of {summary['utterances']}"],
         ["WER of the finals", pct(summary["wer"])],

@@ -99,8 +99,11 @@ def build_stream(items: Iterable[Item], *, pause_s: float = 1.5, lead_s: float =
 
 def utterance_pool() -> list[Item]:
     """Human English utterances of 2.5-12 s with one reference, in a fixed shuffled order
-    (by a hash of the id), for the latency, concurrency and peer streams."""
-    pool = [i for i in human_english() if 2.5 <= i.duration_s <= 12 and not i.text_alt]
+    (by a hash of the id), for the latency, concurrency and peer streams. Clips whose
+    energy does not fall before their last 50 ms (noise to the end, as the JFK excerpt's
+    crowd) are left out: their end of speech cannot be told from the audio."""
+    pool = [i for i in human_english() if 2.5 <= i.duration_s <= 12 and not i.text_alt
+            and speech_bounds(i.mono16k())[1] < i.duration_s * RATE - RATE // 20]
     return sorted(pool, key=lambda i: hashlib.sha1(i.id.encode()).hexdigest())
 
 

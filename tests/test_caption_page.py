@@ -152,8 +152,10 @@ async def test_page_on_a_phone_and_with_keys(start_server, browser):
     await page.fill("#token", "page-key")
     await page.click("#toggle")
     await page.wait_for_function("window.streamscribe.state === 'live'", timeout=timeout(20) * 1000)
+    assert await page.locator("#model").is_hidden()          # while live, captions get the room
     await page.click("#toggle")
     await page.wait_for_function("window.streamscribe.state === 'idle'", timeout=timeout(20) * 1000)
     assert await page.evaluate("window.streamscribe.error") is None
+    assert await page.locator("#model").is_visible()
     await page.screenshot(path=str(OUTPUT / "caption_page_phone.png"))
     await context.close()

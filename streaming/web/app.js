@@ -70,6 +70,7 @@ function nearBottom(el) {
 function render() {
   const main = $("#transcript");
   const stick = nearBottom(main);
+  document.body.classList.toggle("streaming", !!session);
   $("#state").textContent = caption.state;
   $("#state").dataset.state = caption.state;
   $("#toggle").textContent = session ? (caption.state === "finishing" ? "Finishing…" : "Stop") : "Start";

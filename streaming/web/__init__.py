@@ -1,0 +1,1 @@
+"""Static files of the browser caption page (served by streaming.api.web)."""

@@ -136,6 +136,25 @@ async def test_page_captions_the_microphone(server, browser):
     await page.close()
 
 
+async def test_page_captions_a_chosen_file(server, browser):
+    clip = item("en_ls_1089-134691-0000")            # "He could wait no longer", 2 s
+    path = OUTPUT / "chosen_file.wav"
+    path.write_bytes(wav_bytes(np.concatenate([np.zeros(RATE // 2, np.int16), clip.mono16k(),
+                                               np.zeros(RATE, np.int16)])))
+    page = await browser.new_page()
+    await page.goto(server.http_url + "/?language=en")
+    await page.set_input_files("#file", str(path))
+    await page.wait_for_function("window.streamscribe.state === 'live'", timeout=timeout(20) * 1000)
+    assert "chosen_file.wav" in await page.inner_text("#source")
+    # the end of the file stops the stream by itself
+    await page.wait_for_function("window.streamscribe.state === 'idle'", timeout=timeout(40) * 1000)
+    caption = await page.evaluate("window.streamscribe")
+    assert caption["error"] is None and caption["metadata"]["type"] == "Metadata"
+    text = " ".join(f["text"] for f in caption["finals"])
+    assert error_rate(clip.references(), text) < 0.15, text
+    await page.close()
+
+
 async def test_page_on_a_phone_and_with_keys(start_server, browser):
     server = start_server(api_keys=("page-key",))
     context = await browser.new_context(viewport={"width": 390, "height": 760},

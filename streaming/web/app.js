@@ -76,7 +76,9 @@ function render() {
   $("#toggle").textContent = session ? (caption.state === "finishing" ? "Finishing…" : "Stop") : "Start";
   $("#toggle").setAttribute("aria-pressed", session ? "true" : "false");
   $("#toggle").disabled = caption.state === "finishing" || caption.state === "connecting";
-  $("#model").disabled = $("#language").disabled = !!session;
+  $("#model").disabled = $("#language").disabled = $("#file").disabled = !!session;
+  $("#file-button").classList.toggle("disabled", !!session);
+  $("#source").textContent = session && session.file ? `file ${session.file}` : (session ? "microphone" : "");
   $("#lang").textContent = caption.language || "–";
   const lat = caption.latencies;
   if (lat.length) {
@@ -197,26 +199,40 @@ function openSocket(url, token) {
   });
 }
 
-async function start() {
+async function start(file = null) {
+  // `file`: a File to caption (played through the same worklet at its own pace); else the mic
   caption.error = null;
   caption.state = "connecting";
-  session = { closing: false };
+  session = { closing: false, file: file ? file.name : null };
   render();
   try {
     const token = $("#token").value.trim();
     if (token) localStorage.setItem("streamscribe-token", token);
-    const media = await navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-    });
-    session.media = media;
+    const ctx = new AudioContext({ latencyHint: "interactive" });
+    session.ctx = ctx;
+    let source;
+    if (file) {
+      let buffer;
+      try {
+        buffer = await ctx.decodeAudioData(await file.arrayBuffer());
+      } catch {
+        throw new Error(`cannot decode ${file.name}: not an audio format this browser reads`);
+      }
+      source = ctx.createBufferSource();
+      source.buffer = buffer;
+      source.connect(ctx.destination);              // you hear what is being captioned
+      source.onended = () => stop();                 // the end of the file ends the stream
+    } else {
+      session.media = await navigator.mediaDevices.getUserMedia({
+        audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      });
+      source = ctx.createMediaStreamSource(session.media);
+    }
     const ws = await openSocket(listenUrl(), token);
     session.ws = ws;
     ws.onmessage = onMessage;
     ws.onclose = (e) => finished(e);
-    const ctx = new AudioContext({ latencyHint: "interactive" });
-    session.ctx = ctx;
     await ctx.audioWorklet.addModule("/web/worklet.js");
-    const source = ctx.createMediaStreamSource(media);
     const node = new AudioWorkletNode(ctx, "pcm-encoder", { processorOptions: { chunkMs: 100 } });
     session.node = node;
     // a silent path to the destination keeps the worklet pulled in every browser
@@ -232,6 +248,7 @@ async function start() {
       caption.sentSamples += pcm.byteLength / 2;
     };
     if (ctx.state === "suspended") await ctx.resume();
+    if (file) source.start();
     caption.state = "live";
   } catch (err) {
     caption.error = err && err.message ? err.message : String(err);
@@ -305,6 +322,11 @@ function init() {
   $("#token").value = params.get("token") || localStorage.getItem("streamscribe-token") || "";
   if (params.get("language")) $("#language").value = params.get("language");
   $("#toggle").addEventListener("click", () => (session ? stop() : start()));
+  $("#file").addEventListener("change", (e) => {
+    const file = e.target.files && e.target.files[0];
+    e.target.value = "";                            // choosing the same file again still fires
+    if (file && !session) start(file);
+  });
   for (const b of document.querySelectorAll(".downloads button")) {
     b.addEventListener("click", () => download(b.dataset.format));
   }

@@ -88,9 +88,7 @@ def run(base_url: str, model_dir: str, files: list[Path], *, language: str = "en
 
 
 def _make_files(root: Path) -> tuple[list[Path], list[Path]]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from batch_media import concatenate, encode, write_long_silence  # test helpers, reused
-
+    from bench.audio_files import concatenate, encode, write_long_silence
     from bench.corpus import human_english, item
 
     minute = root / "two_cities_86s.mp3"

@@ -17,11 +17,11 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import AsyncIterator, Callable, Iterator
 
+from .audio import to_float32
 from .batch import PauseSplitter, Piece, stitch
 from .config import BatchConfig
 from .decode import AudioFile
 from .scheduler import Priority, TranscriptionScheduler
-from .audio import to_float32
 from .transcriber import TranscribeOptions, Transcript
 
 

@@ -12,7 +12,6 @@ import re
 import socket
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -26,7 +25,7 @@ from streaming.audio import wav_bytes
 from streaming.config import BatchConfig
 from streaming.language_names import name_of
 
-from .batch_media import FORMATS, concatenate, encode, flac_claiming
+from bench.audio_files import FORMATS, concatenate, encode, flac_claiming
 from .conftest import timeout
 
 CLIP = "en_lj_LJ001-0006"              # 5.7 s, 17 words

@@ -16,7 +16,7 @@ from streaming.config import ServerConfig
 from streaming.engine import Engine
 from streaming.transcribe_command import TranscribeRequest, run_in_process
 
-from .batch_media import concatenate, encode
+from bench.audio_files import concatenate, encode
 
 CLIP = "en_lj_LJ001-0006"
 

@@ -26,7 +26,7 @@ from streaming.transcribe_file import pieces
 from streaming.transcriber import Segment, Transcript, Word
 from streaming.url_fetch import check_url, download
 
-from .batch_media import FORMATS, concatenate, encode, flac_claiming, write_long_silence
+from bench.audio_files import FORMATS, concatenate, encode, flac_claiming, write_long_silence
 
 SPEECH = "en_jfk_inaugural"
 

@@ -1,4 +1,5 @@
-"""Audio files for the batch tests, made from corpus WAVs with PyAV (FFmpeg's encoders)."""
+"""Audio files in every container the batch API takes, made from corpus WAVs with PyAV
+(FFmpeg's encoders): for the batch tests and `bench/batch_speed.py`."""
 
 from __future__ import annotations
 

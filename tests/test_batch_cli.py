@@ -63,3 +63,23 @@ def test_errors_exit_2_with_the_message(server, tmp_path, capsys):
     empty.write_bytes(b"")
     assert main(["transcribe", str(empty), "--url", server.http_url]) == 2
     assert "empty" in capsys.readouterr().err
+
+
+def test_in_process_url_input(model_cache, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "clip.webm").write_bytes(encode(item(CLIP).mono16k(), "webm"))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        config = ServerConfig()
+        body = asyncio.run(run_in_process(
+            TranscribeRequest(f"http://127.0.0.1:{httpd.server_address[1]}/clip.webm",
+                              language="en"), config,
+            engine=Engine(config.model, loader=model_cache.load)))
+    finally:
+        httpd.shutdown()
+    assert error_rate(item(CLIP).references(), body) < 0.15

@@ -272,3 +272,12 @@ def test_progress_bar():
     quiet = io.StringIO()
     ProgressBar(10.0, quiet)(5.0)
     assert quiet.getvalue() == ""
+
+
+def test_batch_config_from_environment():
+    from streaming.config import ServerConfig
+
+    config = ServerConfig.from_env({"STREAMSCRIBE_BATCH_MAX_UPLOAD_BYTES": "1000",
+                                    "STREAMSCRIBE_BATCH_URL_ALLOWLIST": "10.0.0.0/8"})
+    assert config.batch.max_upload_bytes == 1000 and config.batch.url_allowlist == "10.0.0.0/8"
+    assert config.batch.max_duration_s == 4 * 3600

@@ -281,3 +281,21 @@ def test_batch_config_from_environment():
                                     "STREAMSCRIBE_BATCH_URL_ALLOWLIST": "10.0.0.0/8"})
     assert config.batch.max_upload_bytes == 1000 and config.batch.url_allowlist == "10.0.0.0/8"
     assert config.batch.max_duration_s == 4 * 3600
+
+
+def test_video_without_audio_is_no_audio_stream():
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        video = out.add_stream("mpeg4", rate=5)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i, np.uint8), format="rgb24")
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+    with pytest.raises(AudioDecodeError) as caught:
+        AudioFile(io.BytesIO(buf.getvalue()))
+    assert caught.value.code == "no_audio_stream"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from typing import Iterator
 
@@ -12,6 +13,18 @@ import uvicorn
 from .api.app import create_app
 from .config import ServerConfig
 from .engine import Engine
+
+
+class _DenialResponseFilter(logging.Filter):
+    """uvicorn's websockets-sansio protocol logs an ERROR after every refused upgrade sent as
+    an HTTP denial response (our 400/401 with a JSON body), although the response went out
+    correctly. Those refusals are normal traffic, not server errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returned without completing handshake" not in record.getMessage()
+
+
+logging.getLogger("uvicorn.error").addFilter(_DenialResponseFilter())
 
 
 def uvicorn_config(app, host: str, port: int, log_level: str = "info") -> uvicorn.Config:

@@ -64,3 +64,12 @@ def start_server(model_cache):
 def server(start_server) -> BackgroundServer:
     """The shared default server (base model, no auth)."""
     return start_server()
+
+
+@pytest.fixture(scope="session")
+def pulse_env(tmp_path_factory):
+    """Environment for PulseAudio clients: a private daemon with a virtual microphone."""
+    from .virtual_mic import pulse_daemon
+
+    with pulse_daemon(tmp_path_factory.mktemp("pulse")) as env:
+        yield env

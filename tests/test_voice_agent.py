@@ -19,7 +19,7 @@ from demos.voice_agent.tts import espeak
 from demos.voice_agent.turns import (EchoAgent, FunctionAgent, Speak, StopSpeaking, TurnTaker)
 
 from .conftest import timeout
-from .test_clients_mic import pulse_env  # noqa: F401  (fixture: a private PulseAudio daemon)
+from .virtual_mic import capturing, play
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -126,33 +126,12 @@ def test_scripted_call_turns_and_barge_in(server, tmp_path):
 
 def test_microphone_caller_through_a_virtual_source(server, pulse_env, tmp_path):
     """`--mic`: the real PortAudio capture path (a PulseAudio null sink's monitor as the mic)."""
-    import threading
-
-    from .test_clients_mic import SINK
-
     clip = item("en_ls_1089-134691-0000")                # "He could wait no longer", 2 s
     out = tmp_path / "turns.json"
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "demos.voice_agent", "--mic", "--duration", "14", "--url",
-         server.http_url, "--json", str(out)], cwd=REPO, env={**pulse_env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    listening, errors = threading.Event(), []
-
-    def read_stderr() -> None:
-        for line in agent.stderr:
-            errors.append(line)
-            if line.startswith("listening"):
-                listening.set()
-
-    threading.Thread(target=read_stderr, daemon=True).start()
-    try:
-        assert listening.wait(timeout(30)), "".join(errors)
-        subprocess.run(["paplay", f"--device={SINK}", str(clip.audio)], env=pulse_env,
-                       check=True, timeout=timeout(20))
+    with capturing(["demos.voice_agent", "--mic", "--duration", "14", "--url", server.http_url,
+                    "--json", str(out)], pulse_env) as (agent, errors):
+        play(clip.audio, pulse_env, 5)
         stdout, _ = agent.communicate(timeout=timeout(60))
-    finally:
-        if agent.poll() is None:
-            agent.kill()
     assert agent.returncode == 0, "".join(errors)
     turns = json.loads(out.read_text())["turns"]
     assert [t["role"] for t in turns] == ["user", "agent"], stdout

@@ -37,6 +37,7 @@ from ..config import ServerConfig, TwilioConfig
 from ..conversation import Conversation
 from ..errors import AuthError, InvalidParameter, StreamscribeError
 from ..events import StreamWarning, Transcription
+from ..languages import parse_language
 from ..protocols import twilio as proto
 from ..session import StreamOptions
 from ..stream import LiveStream
@@ -50,19 +51,6 @@ FLUSH_TIMEOUT_S = 120.0           # wait for the last finals of a call after it 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _language(value: str | None) -> str | None:
-    """'en', 'en-US' -> 'en'; 'multi', 'auto', '' -> None (detect)."""
-    from faster_whisper.tokenizer import _LANGUAGE_CODES
-
-    if value is None or value.strip().lower() in ("", "multi", "auto"):
-        return None
-    code = value.strip().lower().replace("_", "-").split("-")[0]
-    if code not in _LANGUAGE_CODES:
-        raise InvalidParameter(f"language={value!r} is not a language the model knows",
-                               param="language")
-    return code
 
 
 class Subscriber(asyncio.Queue):
@@ -270,7 +258,7 @@ async def _open_streams(websocket: WebSocket, start: proto.Start, call: Call) ->
 
     state = state_of(websocket)
     params = start.custom_parameters
-    language = _language(params.get("language", state.config.twilio.language))
+    language = parse_language(params.get("language", state.config.twilio.language))
     model = params.get("model") or state.config.twilio.model or None
     scheduler = await state.engine.get(model)
     if language not in (None, "en") and not scheduler.transcriber.info.multilingual:

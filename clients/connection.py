@@ -78,7 +78,43 @@ async def connect(url: str, options: StreamOptions | None = None, *, token: str 
                       keepalive_interval=keepalive_interval)
 
 
-class Connection:
+class EventSource:
+    """`recv()` and `async for` over an event queue closed by an end marker.
+
+    Subclasses fill `_events`, and put `_END` last; `_end_error()` is raised once, after every
+    event queued before it.
+    """
+
+    _events: asyncio.Queue
+    _finished: bool
+
+    def _end_error(self) -> Exception | None:
+        raise NotImplementedError
+
+    async def recv(self) -> Event | None:
+        """The next event; None once the stream has ended normally (raises on an abnormal end)."""
+        if self._finished:
+            return None
+        item = await self._events.get()
+        if item is _END:
+            self._finished = True
+            error = self._end_error()
+            if error is not None:
+                raise error
+            return None
+        return item
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await self.recv()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+
+class Connection(EventSource):
     """An open stream. Create with `connect()` or `async with StreamClient(...)`.
 
     Attributes: `url`, `options`, `request_id` (from the handshake, when the server sends
@@ -230,30 +266,8 @@ class Connection:
         finally:
             self._events.put_nowait(_END)
 
-    async def recv(self) -> Event | None:
-        """The next event; None once the stream has ended normally.
-
-        Raises ConnectionLost (once, after every event received before it) when the
-        connection ended abnormally.
-        """
-        if self._finished:
-            return None
-        item = await self._events.get()
-        if item is _END:
-            self._finished = True
-            if self._error is not None and not self._closing:
-                raise self._error
-            return None
-        return item
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self
-
-    async def __anext__(self) -> Event:
-        event = await self.recv()
-        if event is None:
-            raise StopAsyncIteration
-        return event
+    def _end_error(self) -> Exception | None:
+        return None if self._closing else self._error
 
 
 class StreamClient:

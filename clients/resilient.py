@@ -25,16 +25,14 @@ import contextlib
 import random
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
-from .connection import Connection, _as_bytes, connect
+from .connection import _END, Connection, EventSource, _as_bytes, connect
 from .errors import ClientError, ConnectionLost, ConnectionRejected, StreamClosed
 from .events import AudioLost, Event, Metadata, Reconnected, Reconnecting
 from .options import StreamOptions
 
 __all__ = ["Backoff", "ResilientStream", "StreamStats"]
-
-_END = object()
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ class StreamStats:
     seconds_buffered: float = 0.0   # waiting for the next connection now
 
 
-class ResilientStream:
+class ResilientStream(EventSource):
     """Like `Connection`, but reconnects. Keyword arguments:
 
       backoff          Backoff() — delays between attempts, and when to give up
@@ -198,27 +196,8 @@ class ResilientStream:
 
     # --- receiving -----------------------------------------------------------------------
 
-    async def recv(self) -> Event | None:
-        """The next event (server events shifted to the caller's clock, and Reconnecting,
-        Reconnected, AudioLost); None at the end. Raises ConnectionLost once on giving up."""
-        if self._finished:
-            return None
-        item = await self._events.get()
-        if item is _END:
-            self._finished = True
-            if self._error is not None:
-                raise self._error
-            return None
-        return item
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self
-
-    async def __anext__(self) -> Event:
-        event = await self.recv()
-        if event is None:
-            raise StopAsyncIteration
-        return event
+    def _end_error(self) -> Exception | None:
+        return self._error
 
     # --- internals -----------------------------------------------------------------------
 

@@ -166,17 +166,19 @@ def all_finalized(run: streams.StreamRun) -> bool:
 # ---------------------------------------------------------------- the suite
 
 def comparison(ours: dict, theirs: dict) -> list[list[str]]:
-    o1 = next(lv for lv in ours["levels"] if lv["streams"] == 1)
-    t1 = next(lv for lv in theirs["levels"] if lv["streams"] == 1)
+    """Rows of (measure, ours, theirs, ours / theirs); per-stream rows at the lowest level."""
+    o1, t1 = ours["levels"][0], theirs["levels"][0]
+    n = o1["streams"]
+    one = f"{n} stream" + ("s" if n > 1 else "")
     rows = []
-    for key, label in (("p50", "final latency p50, 1 stream"), ("p95", "final latency p95, 1 stream")):
+    for key, label in (("p50", f"final latency p50, {one}"), ("p95", f"final latency p95, {one}")):
         a, b = o1["final_latency_s"][key], t1["final_latency_s"][key]
         rows.append([label, num(a, 2, " s"), num(b, 2, " s"), ratio(a, b)])
-    rows.append(["first transcript after speech start p50, 1 stream",
+    rows.append([f"first transcript after speech start p50, {one}",
                  num(o1["first_partial_s"]["p50"], 2, " s"), num(t1["first_partial_s"]["p50"], 2, " s"),
                  ratio(o1["first_partial_s"]["p50"], t1["first_partial_s"]["p50"])])
-    rows.append(["WER of finals, 1 stream", pct(o1["wer"]), pct(t1["wer"]), ratio(o1["wer"], t1["wer"])])
-    rows.append(["WER of finals + a trailing partial, 1 stream", pct(o1["wer_with_last_partial"]),
+    rows.append([f"WER of finals, {one}", pct(o1["wer"]), pct(t1["wer"]), ratio(o1["wer"], t1["wer"])])
+    rows.append([f"WER of finals + a trailing partial, {one}", pct(o1["wer_with_last_partial"]),
                  pct(t1["wer_with_last_partial"]),
                  ratio(o1["wer_with_last_partial"], t1["wer_with_last_partial"])])
     lost_o = sum(lv["finals_lost"] for lv in ours["levels"])
@@ -186,7 +188,7 @@ def comparison(ours: dict, theirs: dict) -> list[list[str]]:
                  f"{lost_t} of {total}", "–"])
     rows.append([f"concurrency limit (p95 < {ours['bound_s']} s, none lost)", str(ours["limit"]),
                  str(theirs["limit"]), ratio(ours["limit"], theirs["limit"])])
-    rows.append(["server CPU, 1 stream", num(o1["server"]["cpu_percent"], 0, " %"),
+    rows.append([f"server CPU, {one}", num(o1["server"]["cpu_percent"], 0, " %"),
                  num(t1["server"]["cpu_percent"], 0, " %"),
                  ratio(o1["server"]["cpu_percent"], t1["server"]["cpu_percent"])])
     top = max(lv["streams"] for lv in ours["levels"])

@@ -93,3 +93,19 @@ def test_quick_run_produces_numbers(server, tmp_path):
     assert batch["api_rtf"] > 0 and batch["direct_rtf"] > 0
     text = docs.read_text()
     assert "## 2. Latency" in text and (tmp_path / "img" / "latency.png").is_file()
+
+
+def test_peer_comparison_reads_the_lowest_level_of_each_side():
+    from bench.peer import comparison
+
+    def level(n: int, p50: float | None, lost: int) -> dict:
+        latency = {"n": 4 - lost, "p50": p50, "p95": p50 and p50 * 2, "max": p50, "mean": p50}
+        return {"streams": n, "utterances": 4, "finals_lost": lost, "final_latency_s": latency,
+                "first_partial_s": latency, "wer": 0.1, "wer_with_last_partial": 0.1,
+                "server": {"cpu_percent": 50.0, "peak_rss_mb": 400.0}}
+
+    ours = {"levels": [level(2, 1.0, 0), level(4, 2.0, 0)], "limit": 2, "bound_s": 1.5}
+    theirs = {"levels": [level(2, None, 4), level(4, None, 4)], "limit": 0, "bound_s": 1.5}
+    rows = comparison(ours, theirs)
+    assert rows[0][0] == "final latency p50, 2 streams" and rows[0][2] == "–"
+    assert ["2", "0"] == rows[6][1:3]

@@ -25,16 +25,16 @@ CLIP = "en_lj_LJ001-0009"        # 7.6 s, LJ Speech
 def test_mic_client_captions_speech_played_into_a_virtual_source(server, pulse_env):
     item = corpus.item(CLIP)
     with capturing(["streaming.cli", "mic", "--url", server.ws_url, "--language", "en"],
-                   pulse_env) as (mic, errors):
+                   pulse_env) as mic:
         play(item.audio, pulse_env, item.duration_s)
-        mic.send_signal(signal.SIGINT)             # Ctrl-C: flush the last utterance, exit 0
-        out, _ = mic.communicate(timeout=timeout(60))
-    assert mic.returncode == 0, "".join(errors)
+        mic.process.send_signal(signal.SIGINT)     # Ctrl-C: flush the last utterance, exit 0
+        out = mic.finish(60)
+    assert mic.process.returncode == 0, mic.errors
     lines = [line for line in out.splitlines() if line.strip()]
     assert lines and all(re.match(r"\[\d\d:\d\d\.\d\] ", line) for line in lines), out
     text = " ".join(line.split("] ", 1)[1] for line in lines)
     wer = error_rate(item.references(), text)
-    assert wer < 0.15, (wer, text, "".join(errors))
+    assert wer < 0.15, (wer, text, mic.errors)
 
 
 def test_list_devices_shows_the_pulse_device(pulse_env):

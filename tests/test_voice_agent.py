@@ -129,10 +129,10 @@ def test_microphone_caller_through_a_virtual_source(server, pulse_env, tmp_path)
     clip = item("en_ls_1089-134691-0000")                # "He could wait no longer", 2 s
     out = tmp_path / "turns.json"
     with capturing(["demos.voice_agent", "--mic", "--duration", "14", "--url", server.http_url,
-                    "--json", str(out)], pulse_env) as (agent, errors):
+                    "--json", str(out)], pulse_env) as agent:
         play(clip.audio, pulse_env, 5)
-        stdout, _ = agent.communicate(timeout=timeout(60))
-    assert agent.returncode == 0, "".join(errors)
+        stdout = agent.finish(60)
+    assert agent.process.returncode == 0, agent.errors
     turns = json.loads(out.read_text())["turns"]
     assert [t["role"] for t in turns] == ["user", "agent"], stdout
     assert error_rate(clip.references(), turns[0]["text"]) < 0.15, turns

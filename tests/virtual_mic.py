@@ -60,27 +60,50 @@ def pulse_daemon(runtime: Path):
         log.close()
 
 
+class Captured:
+    """A running capture program; its stdout and stderr are read by threads as they come."""
+
+    def __init__(self, args: list[str], env: dict) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", *args], cwd=REPO, env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.listening = threading.Event()
+        self._readers = [threading.Thread(target=self._read, args=(stream, lines), daemon=True)
+                         for stream, lines in ((self.process.stdout, self.stdout),
+                                               (self.process.stderr, self.stderr))]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line)
+            if line.startswith("listening"):
+                self.listening.set()
+
+    def finish(self, seconds: float) -> str:
+        """Wait for the program to exit; return everything it printed on stdout."""
+        self.process.wait(timeout=timeout(seconds))
+        for reader in self._readers:
+            reader.join(timeout=timeout(5))
+        return "".join(self.stdout)
+
+    @property
+    def errors(self) -> str:
+        return "".join(self.stderr)
+
+
 @contextmanager
 def capturing(args: list[str], env: dict):
-    """Run `python -m ARGS` until it says "listening" on stderr; yield (process, stderr lines)."""
-    process = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO,
-                               env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    listening, errors = threading.Event(), []
-
-    def read_stderr() -> None:
-        for line in process.stderr:
-            errors.append(line)
-            if line.startswith("listening"):
-                listening.set()
-
-    threading.Thread(target=read_stderr, daemon=True).start()
+    """Run `python -m ARGS` until it says "listening" on stderr; kill it if the test fails."""
+    captured = Captured(args, env)
     try:
-        assert listening.wait(timeout(30)), "".join(errors)
-        yield process, errors
+        assert captured.listening.wait(timeout(30)), captured.errors
+        yield captured
     finally:
-        if process.poll() is None:
-            process.kill()
+        if captured.process.poll() is None:
+            captured.process.kill()
 
 
 def play(path: Path, env: dict, seconds: float) -> None:

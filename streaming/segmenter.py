@@ -140,6 +140,11 @@ class Segmenter:
     def speaking(self) -> bool:
         return self._state is not _State.QUIET
 
+    @property
+    def trailing_silence_ms(self) -> int:
+        """Silence since the last voiced frame of the utterance in progress."""
+        return self._silence_ms if self._state is _State.STOPPING else 0
+
     def current(self) -> Utterance | None:
         """The utterance in progress (for partial transcripts)."""
         if self._state is _State.QUIET:

@@ -24,6 +24,7 @@ from .segmenter import Discarded, Ended, Resumed, Segmenter, Speculate, Started,
 from .transcriber import SAMPLE_RATE, TranscribeOptions, Transcript
 
 MIN_PARTIAL_SAMPLES = SAMPLE_RATE // 2
+PARTIAL_SILENCE_MS = 60
 
 
 @dataclass(frozen=True)
@@ -259,8 +260,11 @@ class StreamSession:
 
     def _maybe_partial(self, index: int) -> None:
         state = self._channels[index]
+        # No partial over trailing silence: it would show nothing new, and would hold the
+        # worker just when the final is about to be transcribed.
         if not self.options.interim_results or state.partial_job is not None \
-                or state.speculative is not None:
+                or state.speculative is not None \
+                or state.segmenter.trailing_silence_ms >= PARTIAL_SILENCE_MS:
             return
         current = state.segmenter.current()
         if current is None or len(current.audio) < MIN_PARTIAL_SAMPLES \

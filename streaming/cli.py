@@ -23,6 +23,8 @@ def _serve(args: argparse.Namespace) -> int:
         model = replace(model, workers=args.workers)
     if args.threads:
         model = replace(model, cpu_threads=args.threads)
+    if args.upstream:
+        model = replace(model, upstreams=",".join(args.upstream))
     config = replace(config, host=args.host or config.host, port=args.port or config.port,
                      model=model)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -74,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", help="bundled model (base, tiny.en) or CTranslate2 directory")
     serve.add_argument("--workers", type=int, help="concurrent model calls")
     serve.add_argument("--threads", type=int, help="CPU threads per model call")
+    serve.add_argument("--upstream", action="append", metavar="URL",
+                       help="send model calls to this OpenAI-compatible server instead of a "
+                            "local model (repeat for a pool; use --workers for concurrency)")
     serve.set_defaults(func=_serve)
 
     models = sub.add_parser("models", help="verify (and assemble) the bundled weights")

@@ -59,6 +59,15 @@ class ModelConfig:
     # English partials on a smaller model ("" = partials on the main model); finals always
     # use the main model.
     partial_model: str = "tiny.en"
+    # Scale out: comma-separated base URLs of OpenAI-compatible transcription servers. When
+    # set, the main model's calls go to this pool (streamscribe replicas, vLLM, a hosted API)
+    # instead of a local model; `upstream_model` is the model name sent to them.
+    upstreams: str = ""
+    upstream_model: str = "whisper-1"
+    upstream_api_key: str = ""
+
+    def upstream_urls(self) -> tuple[str, ...]:
+        return tuple(u.strip() for u in self.upstreams.split(",") if u.strip())
     # Public names (OpenAI, Together, Deepgram) mapped to local models: "alias=model,...".
     aliases: str = ("whisper-1=base,openai/whisper-large-v3=base,nova-2=base,nova-3=base,"
                     "nova=base,general=base,whisper=base")

@@ -25,6 +25,14 @@ def load_faster_whisper(name: str, config: ModelConfig) -> Transcriber:
                             workers=config.workers))
 
 
+def load_remote(name: str, config: ModelConfig) -> Transcriber:
+    """The pool of upstream servers stands in for the local model `name`."""
+    from .backends.remote import RemoteConfig, RemoteTranscriber
+
+    return RemoteTranscriber(RemoteConfig(urls=config.upstream_urls(), model=config.upstream_model,
+                                          api_key=config.upstream_api_key or None))
+
+
 class Engine:
     """Resolves public model names to local models, loading each once, off the event loop."""
 
@@ -67,7 +75,8 @@ class Engine:
         try:
             transcriber = await self._transcriber(name)
             partial = None
-            if self.config.partial_model and self.config.partial_model != name:
+            if self.config.partial_model and self.config.partial_model != name \
+                    and not self.config.upstream_urls():
                 try:
                     partial = await self._transcriber(self.config.partial_model)
                 except StreamscribeError as exc:
@@ -83,7 +92,8 @@ class Engine:
 
     async def _transcriber(self, name: str) -> Transcriber:
         if name not in self._transcribers:
-            self._transcribers[name] = await asyncio.to_thread(self._loader, name, self.config)
+            load = load_remote if self.config.upstream_urls() else self._loader
+            self._transcribers[name] = await asyncio.to_thread(load, name, self.config)
         return self._transcribers[name]
 
     def loaded(self) -> dict[str, TranscriptionScheduler]:
@@ -93,3 +103,6 @@ class Engine:
         for scheduler in self._schedulers.values():
             await scheduler.close()
         self._schedulers.clear()
+        for transcriber in self._transcribers.values():
+            if hasattr(transcriber, "close"):  # remote pools hold HTTP connections
+                transcriber.close()

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     results_dir = args.results_dir or (REPO / "bench" / "results" / ("tmp" if args.quick else ""))
     docs = args.docs or (results_dir / "benchmarks.md" if args.quick else REPO / "docs" /
                          "benchmarks.md")
-    command = "streamscribe bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = " ".join(["streamscribe bench", *(argv if argv is not None else sys.argv[1:])])
     if args.report_only:
         report.render(results_dir, docs)
         print(f"wrote {docs}")

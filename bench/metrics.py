@@ -201,5 +201,7 @@ def summarize(runs: list[StreamRun]) -> dict:
         "wer": stream_error_rate(runs),
         "wer_with_last_partial": stream_error_rate(runs, with_last_partial=True),
         "errors": [run.error for run in runs if run.error],
+        "transcripts": [{"reference": " ".join(u.references[0] for u in run.stream.utterances),
+                         "finals": final_text(run)} for run in runs],
         "per_utterance": [asdict(t) for t in timings],
     }

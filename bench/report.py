@@ -73,7 +73,7 @@ def provenance(record: dict) -> str:
     machine = record["machine"]
     load = ", ".join(f"{x:.2f}" for x in machine.get("load_average", []))
     load_end = ", ".join(f"{x:.2f}" for x in record.get("machine_load_end", []))
-    return (f"*Run {record['finished_utc']} ({record['seconds']} s), `{record['command']}`, "
+    return (f"*Run {record['finished_utc']} ({record['seconds']} s), `{record['command'].strip()}`, "
             f"results `{record['_file']}`. Machine: {machine['cores']} cores, "
             f"{machine['cpu_model']}, {machine['memory_gb']} GB; load average at start "
             f"{load}, at the end of this suite {load_end}.*")
@@ -126,7 +126,7 @@ def plot_concurrency(sweeps: dict[str, dict], bound_s: float, path: Path) -> Non
                    label=f"{label} peak RSS (MB / 10)")
     left.axhline(bound_s, color="grey", lw=0.8, ls=":", label=f"bound {bound_s} s")
     left.set_ylabel("end of speech → final (s)")
-    right.set_ylabel("server CPU, % of one core (▲: peak RSS, MB/10)")
+    right.set_ylabel("CPU % of one core; ▲ RSS MB/10")
     for ax in (left, right):
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted(ticks), [str(t) for t in sorted(ticks)])
@@ -332,7 +332,7 @@ def headline(records: dict[str, dict]) -> list[list[str]]:
 def _server_models(record: dict) -> str:
     health = (record.get("server") or {}).get("healthz_at_start") or {}
     models = ", ".join(f"`{m}`" for m in health.get("models", {}))
-    return f"Models loaded by our server (its /healthz): {models}." if models else ""
+    return f"Models loaded by our server at start (its /healthz): {models}." if models else ""
 
 
 def render(results_dir: Path, docs_path: Path) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +20,14 @@ from streaming.audio import wav_bytes
 
 from .conftest import timeout
 
-try:
-    from playwright.async_api import TimeoutError as PlaywrightTimeout
-except ImportError:       # the skip below explains
-    PlaywrightTimeout = TimeoutError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 CHROMIUM = os.environ.get("STREAMSCRIBE_CHROMIUM", "/usr/bin/chromium")
 OUTPUT = Path(__file__).resolve().parent / "output"
 CLIPS = ["en_lj_LJ001-0002", "en_ls_1089-134686-0000"]
 RATE = 16_000
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"),
-                                reason="Debian chromium is not installed (bash .ci/setup install)")
+# A core feature: no silent skip. Without Chromium the browser fixture fails, saying why.
 
 
 def speech_file() -> tuple[Path, float]:

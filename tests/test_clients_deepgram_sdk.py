@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
+from deepgram import AsyncDeepgramClient
+from deepgram.environment import DeepgramClientEnvironment
+from deepgram.listen.v1.types import (ListenV1Error, ListenV1Metadata, ListenV1Results,
+                                      ListenV1SpeechStarted, ListenV1UtteranceEnd)
 
 from bench import corpus
 from bench.scoring import error_rate
 from clients.file_stream import audio_chunks
 
 from .conftest import timeout
-
-deepgram = pytest.importorskip("deepgram")
-from deepgram import AsyncDeepgramClient  # noqa: E402
-from deepgram.environment import DeepgramClientEnvironment  # noqa: E402
-from deepgram.listen.v1.types import (ListenV1Error, ListenV1Metadata,  # noqa: E402
-                                      ListenV1Results, ListenV1SpeechStarted,
-                                      ListenV1UtteranceEnd)
 
 CLIP = "en_lj_LJ001-0001"   # 9.7 s, LJ Speech
 

@@ -74,10 +74,6 @@ class PcmDecoder:
         self._frame_bytes = ENCODINGS[encoding] * channels
         self._pending = b""
 
-    @property
-    def pending_bytes(self) -> int:
-        return len(self._pending)
-
     def feed(self, data: bytes) -> np.ndarray:
         data = self._pending + data
         usable = len(data) - len(data) % self._frame_bytes

@@ -89,10 +89,6 @@ class TranscriptionScheduler:
         fast = self.partial_transcriber if options.language == "en" else None
         return self._submit(audio, options, Priority.PARTIAL, fast)
 
-    async def run_blocking(self, fn, *args):
-        """Run other model work (language detection) on the model's threads."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
         while True:

@@ -37,7 +37,6 @@ class LiveStream:
         self._aborted = False
         self.partials_dropped = 0
         self.partials_skipped = 0
-        self.finals_sent = 0
 
     # -- input ----------------------------------------------------------------------------
 
@@ -129,7 +128,6 @@ class LiveStream:
                 ended = self._ended_at.pop((event.channel, event.utterance), None)
                 if ended is not None:
                     event = replace(event, latency_ms=round((now - ended) * 1000, 1))
-                self.finals_sent += 1
             elif len(self._out) >= self._limit:
                 self.partials_dropped += 1
                 return

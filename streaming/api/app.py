@@ -32,7 +32,8 @@ def state_of(request) -> AppState:
 async def healthz(request: Request) -> JSONResponse:
     state = state_of(request)
     models = {name: {"calls": s.stats.calls, "queued": s.stats.queued,
-                     "running": s.stats.running, "partials_dropped": s.stats.partials_dropped}
+                     "running": s.stats.running, "partials_dropped": s.stats.partials_dropped,
+                     "busy_seconds": round(s.stats.busy_seconds, 3)}
               for name, s in state.engine.loaded().items()}
     return JSONResponse({"status": "ok", "default_model": state.engine.default,
                          "models": models, "active_streams": listen.active_streams(request.app)})

@@ -20,9 +20,11 @@ from collections import defaultdict
 
 import httpx
 
-from . import corpus, metrics, streams
-from .scoring import CHARACTER_LANGUAGES, corpus_error_rate, error_rate
 from streaming.audio import wav_bytes
+from streaming.eval import corpus
+from streaming.eval.scoring import CHARACTER_LANGUAGES, corpus_error_rate, error_rate
+
+from . import metrics, streams
 
 STREAMS_AT_ONCE = 2
 

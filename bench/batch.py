@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import statistics
 
-from . import batch_speed, corpus
-from streaming.models import resolve_model
+from streaming.eval import corpus
+from streaming.model.weights import resolve_model
+
+from . import batch_speed
 
 WARM_UP = "en_jfk_inaugural"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from streaming.decode import AudioFile
+from streaming.batch.decode import AudioFile
 
 
 def _duration(path: Path) -> float:
@@ -89,7 +89,7 @@ def run(base_url: str, model_dir: str, files: list[Path], *, language: str = "en
 
 def _make_files(root: Path) -> tuple[list[Path], list[Path]]:
     from bench.audio_files import concatenate, encode, write_long_silence
-    from bench.corpus import human_english, item
+    from streaming.eval.corpus import human_english, item
 
     minute = root / "two_cities_86s.mp3"
     minute.write_bytes(encode(item("long_en_two_cities_p1_p3").mono16k(), "mp3"))
@@ -103,7 +103,7 @@ def _make_files(root: Path) -> tuple[list[Path], list[Path]]:
 
 
 def main() -> int:
-    from streaming.models import resolve_model
+    from streaming.model.weights import resolve_model
 
     port = int(os.environ.get("BENCH_PORT", "8765"))
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,8 +17,9 @@ import traceback
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from streaming.eval.corpus import REPO
+
 from . import processes
-from .corpus import REPO
 
 SUITES = ("accuracy", "latency", "concurrency", "batch", "peer")
 QUICK_SUITES = ("accuracy", "latency", "concurrency", "batch")

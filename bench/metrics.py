@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .scoring import corpus_error_rate, tokens
+from streaming.eval.scoring import corpus_error_rate, tokens
+
 from .streams import Event, StreamRun, Utterance
 
 MARGIN_S = 0.3

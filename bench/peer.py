@@ -28,10 +28,11 @@ import time
 import uuid
 from pathlib import Path
 
+from streaming.eval.corpus import REPO
+from streaming.model.weights import resolve_model
+
 from . import concurrency, latency, metrics, processes, streams
-from .corpus import REPO
 from .report import num, pct, ratio
-from streaming.models import resolve_model
 
 WHISPER_LIVE = "whisper-live==0.10.0"
 # What its faster_whisper path imports (it uses requests without declaring it).

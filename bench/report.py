@@ -38,7 +38,7 @@ def latest(results_dir: Path) -> dict[str, dict]:
 
 
 def _shown(path: Path) -> str:
-    from .corpus import REPO
+    from streaming.eval.corpus import REPO
     try:
         return str(path.resolve().relative_to(REPO))
     except ValueError:
@@ -179,7 +179,7 @@ def section_accuracy(record: dict, img: Path, rel: str) -> str:
     if r["skipped"]:
         parts += ["", "Skipped: " + "; ".join(f"`{s['id']}` ({s['why']})" for s in r["skipped"])
                   + " — the streaming path here sends one mono channel."]
-    parts += ["", "**Normalization** (both sides, `bench/scoring.py`): Unicode NFKC, lower case, "
+    parts += ["", "**Normalization** (both sides, `streaming/eval/scoring.py`): Unicode NFKC, lower case, "
               "`&` → and, `%` → percent, thousands separators removed from digits, every other "
               "punctuation mark removed (apostrophes inside words kept), whitespace collapsed. "
               "Numbers are not spelled out: where the corpus gives `text_alt` (the other "

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 
-from .corpus import Item, human_english
+from streaming.eval.corpus import Item, human_english
 
 RATE = 16_000
 

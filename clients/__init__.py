@@ -19,11 +19,28 @@ See docs/clients.md.
 """
 
 from .connection import Connection, StreamClient, connect
-from .errors import (CannotConnect, ClientError, ConnectionLost, ConnectionRejected,
-                     StreamClosed)
-from .events import (AudioLost, Event, Metadata, Reconnected, Reconnecting, ServerError,
-                     SpeechStarted, Transcript, UnknownMessage, UtteranceEnd, Word, final_text,
-                     parse_event)
+from .errors import (
+                     CannotConnect,
+                     ClientError,
+                     ConnectionLost,
+                     ConnectionRejected,
+                     StreamClosed,
+)
+from .events import (
+                     AudioLost,
+                     Event,
+                     Metadata,
+                     Reconnected,
+                     Reconnecting,
+                     ServerError,
+                     SpeechStarted,
+                     Transcript,
+                     UnknownMessage,
+                     UtteranceEnd,
+                     Word,
+                     final_text,
+                     parse_event,
+)
 from .file_stream import iter_file, read_audio, stream_file
 from .options import StreamOptions, listen_url
 from .resilient import Backoff, ResilientStream, StreamStats

@@ -13,8 +13,15 @@ import sys
 from dataclasses import asdict, is_dataclass
 from typing import TextIO
 
-from .events import (AudioLost, Event, Metadata, Reconnected, Reconnecting, ServerError,
-                     Transcript)
+from .events import (
+    AudioLost,
+    Event,
+    Metadata,
+    Reconnected,
+    Reconnecting,
+    ServerError,
+    Transcript,
+)
 
 __all__ = ["CaptionPrinter", "event_json", "timestamp"]
 

@@ -41,8 +41,8 @@ def demo_server(url: str | None = None, *, quiet: bool = False, **config) -> Ite
     if not config and _answers(DEFAULT_URL):
         yield DEFAULT_URL
         return
+    from streaming.api.server import background_server
     from streaming.config import ServerConfig
-    from streaming.server import background_server
 
     if not quiet:
         print("starting a streamscribe server for this demo (loading the model)...",

@@ -12,7 +12,7 @@ import wave
 import numpy as np
 
 from .errors import InvalidParameter
-from .transcriber import SAMPLE_RATE
+from .model.transcriber import SAMPLE_RATE
 
 ENCODINGS = {"linear16": 2, "mulaw": 1, "alaw": 1}
 

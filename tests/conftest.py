@@ -12,9 +12,9 @@ from dataclasses import replace
 
 import pytest
 
+from streaming.api.server import BackgroundServer
 from streaming.config import ModelConfig, ServerConfig
-from streaming.engine import Engine, load_faster_whisper
-from streaming.server import BackgroundServer
+from streaming.model.engine import Engine, load_faster_whisper
 
 # Every timeout in the tests is a multiple of this; raise it on slow machines.
 TIMEOUT_SCALE = float(os.environ.get("STREAMSCRIBE_TIMEOUT_SCALE", "1"))

@@ -19,13 +19,13 @@ import openai
 import pytest
 import together
 
-from bench.corpus import human_english, item
-from bench.scoring import corpus_error_rate, error_rate
+from bench.audio_files import FORMATS, concatenate, encode, flac_claiming
 from streaming.audio import wav_bytes
 from streaming.config import BatchConfig
-from streaming.language_names import name_of
+from streaming.eval.corpus import human_english, item
+from streaming.eval.scoring import corpus_error_rate, error_rate
+from streaming.languages import name_of
 
-from bench.audio_files import FORMATS, concatenate, encode, flac_claiming
 from .conftest import timeout
 
 CLIP = "en_lj_LJ001-0006"              # 5.7 s, 17 words

@@ -9,14 +9,13 @@ import re
 
 import numpy as np
 
-from bench.corpus import item
-from bench.scoring import error_rate
-from streaming.cli import main
-from streaming.config import ServerConfig
-from streaming.engine import Engine
-from streaming.transcribe_command import TranscribeRequest, run_in_process
-
 from bench.audio_files import concatenate, encode
+from streaming.cli import main
+from streaming.cli.transcribe import TranscribeRequest, run_in_process
+from streaming.config import ServerConfig
+from streaming.eval.corpus import item
+from streaming.eval.scoring import error_rate
+from streaming.model.engine import Engine
 
 CLIP = "en_lj_LJ001-0006"
 

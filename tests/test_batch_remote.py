@@ -14,15 +14,19 @@ import httpx
 import openai
 import pytest
 
-from bench.corpus import item
-from bench.scoring import error_rate
+from streaming.api.server import BackgroundServer
 from streaming.audio import to_float32
-from streaming.backends.remote import RemoteConfig, RemoteTranscriber, parse_verbose_json
 from streaming.config import ModelConfig, ServerConfig
-from streaming.engine import Engine
 from streaming.errors import InvalidParameter, TranscriptionError
-from streaming.server import BackgroundServer
-from streaming.transcriber import TranscribeOptions, Transcriber
+from streaming.eval.corpus import item
+from streaming.eval.scoring import error_rate
+from streaming.model.backends.remote import (
+    RemoteConfig,
+    RemoteTranscriber,
+    parse_verbose_json,
+)
+from streaming.model.engine import Engine
+from streaming.model.transcriber import TranscribeOptions, Transcriber
 
 from .conftest import timeout
 

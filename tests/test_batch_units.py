@@ -13,20 +13,31 @@ import numpy as np
 import pytest
 from starlette.datastructures import FormData
 
-from bench.corpus import item
-from streaming.api.batch import parse_params
-from streaming.batch import PauseSplitter, stitch
+from bench.audio_files import (
+    FORMATS,
+    concatenate,
+    encode,
+    flac_claiming,
+    write_long_silence,
+)
+from streaming.api.transcriptions import parse_params
+from streaming.batch.decode import AudioFile, decode_all
+from streaming.batch.formats import render, timestamp
+from streaming.batch.pipeline import pieces
+from streaming.batch.splitter import PauseSplitter, stitch
+from streaming.batch.url_fetch import check_url, download
+from streaming.cli.transcribe import ProgressBar, progress_line
 from streaming.config import BatchConfig
-from streaming.decode import AudioFile, decode_all
-from streaming.errors import AudioDecodeError, AudioTooLong, FileTooLarge, InvalidParameter, UrlRefused
-from streaming.formats import render, timestamp
-from streaming.language_names import code_of, name_of, parse_language_set
-from streaming.transcribe_command import ProgressBar, progress_line
-from streaming.transcribe_file import pieces
-from streaming.transcriber import Segment, Transcript, Word
-from streaming.url_fetch import check_url, download
-
-from bench.audio_files import FORMATS, concatenate, encode, flac_claiming, write_long_silence
+from streaming.errors import (
+    AudioDecodeError,
+    AudioTooLong,
+    FileTooLarge,
+    InvalidParameter,
+    UrlRefused,
+)
+from streaming.eval.corpus import item
+from streaming.languages import code_of, name_of, parse_language_set
+from streaming.model.transcriber import Segment, Transcript, Word
 
 SPEECH = "en_jfk_inaugural"
 

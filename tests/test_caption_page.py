@@ -13,14 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from bench.corpus import item
-from bench.scoring import error_rate
 from streaming.audio import wav_bytes
+from streaming.eval.corpus import item
+from streaming.eval.scoring import error_rate
 
 from .conftest import timeout
-
-from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 CHROMIUM = os.environ.get("STREAMSCRIBE_CHROMIUM", "/usr/bin/chromium")
 OUTPUT = Path(__file__).resolve().parent / "output"

@@ -11,12 +11,17 @@ import asyncio
 
 from deepgram import AsyncDeepgramClient
 from deepgram.environment import DeepgramClientEnvironment
-from deepgram.listen.v1.types import (ListenV1Error, ListenV1Metadata, ListenV1Results,
-                                      ListenV1SpeechStarted, ListenV1UtteranceEnd)
+from deepgram.listen.v1.types import (
+    ListenV1Error,
+    ListenV1Metadata,
+    ListenV1Results,
+    ListenV1SpeechStarted,
+    ListenV1UtteranceEnd,
+)
 
-from bench import corpus
-from bench.scoring import error_rate
+from streaming.eval import corpus
 from clients.file_stream import audio_chunks
+from streaming.eval.scoring import error_rate
 
 from .conftest import timeout
 

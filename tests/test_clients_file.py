@@ -7,11 +7,21 @@ import json
 import numpy as np
 import pytest
 
-from bench import corpus
-from bench.scoring import error_rate
-from clients import (ConnectionRejected, Metadata, SpeechStarted, StreamClient, StreamOptions,
-                     Transcript, connect_sync, final_text, read_audio, stream_file)
+from streaming.eval import corpus
+from clients import (
+    ConnectionRejected,
+    Metadata,
+    SpeechStarted,
+    StreamClient,
+    StreamOptions,
+    Transcript,
+    connect_sync,
+    final_text,
+    read_audio,
+    stream_file,
+)
 from clients.file_stream import audio_chunks
+from streaming.eval.scoring import error_rate
 
 from .conftest import timeout
 

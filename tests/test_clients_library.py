@@ -8,9 +8,20 @@ import json
 import pytest
 
 import clients
-from clients import (AudioLost, Backoff, Metadata, ServerError, SpeechStarted, StreamOptions,
-                     Transcript, UnknownMessage, UtteranceEnd, final_text, listen_url,
-                     parse_event)
+from clients import (
+    AudioLost,
+    Backoff,
+    Metadata,
+    ServerError,
+    SpeechStarted,
+    StreamOptions,
+    Transcript,
+    UnknownMessage,
+    UtteranceEnd,
+    final_text,
+    listen_url,
+    parse_event,
+)
 from clients.captions import CaptionPrinter, event_json, timestamp
 from clients.errors import ConnectionRejected
 

@@ -13,8 +13,8 @@ import signal
 import subprocess
 import sys
 
-from bench import corpus
-from bench.scoring import error_rate
+from streaming.eval import corpus
+from streaming.eval.scoring import error_rate
 
 from .conftest import timeout
 from .virtual_mic import REPO, capturing, play

@@ -15,12 +15,22 @@ import numpy as np
 import pytest
 from websockets.asyncio.server import serve
 
-from bench import corpus
-from bench.scoring import error_rate
-from clients import (AudioLost, Backoff, CannotConnect, ConnectionRejected, Reconnected,
-                     Reconnecting, ResilientStream, StreamOptions, Transcript, connect,
-                     final_text)
+from streaming.eval import corpus
+from clients import (
+    AudioLost,
+    Backoff,
+    CannotConnect,
+    ConnectionRejected,
+    Reconnected,
+    Reconnecting,
+    ResilientStream,
+    StreamOptions,
+    Transcript,
+    connect,
+    final_text,
+)
 from clients.file_stream import send_paced
+from streaming.eval.scoring import error_rate
 
 from .conftest import timeout
 

@@ -3,11 +3,22 @@
 import json
 
 import pytest
-from deepgram.listen.v1.types import (ListenV1Error, ListenV1Metadata, ListenV1Results,
-                                      ListenV1SpeechStarted, ListenV1UtteranceEnd)
+from deepgram.listen.v1.types import (
+    ListenV1Error,
+    ListenV1Metadata,
+    ListenV1Results,
+    ListenV1SpeechStarted,
+    ListenV1UtteranceEnd,
+)
 
+from streaming.core.events import (
+    SpeechStarted,
+    StreamWarning,
+    Transcription,
+    UtteranceEnd,
+    WordTiming,
+)
 from streaming.errors import InvalidParameter, ProtocolError
-from streaming.events import SpeechStarted, StreamWarning, Transcription, UtteranceEnd, WordTiming
 from streaming.protocols import deepgram
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.corpus import item
-from bench.scoring import error_rate
 from streaming.audio import wav_bytes
+from streaming.eval.corpus import item
+from streaming.eval.scoring import error_rate
 
 from .conftest import timeout
 

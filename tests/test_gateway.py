@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from bench.corpus import item
-from bench.scoring import error_rate
 from streaming.config import ModelConfig, ServerConfig
+from streaming.eval.corpus import item
+from streaming.eval.scoring import error_rate
 
 from .wsclient import pcm_bytes, results, stream, transcript
 

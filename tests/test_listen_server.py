@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import websockets
 
-from bench.corpus import item
-from bench.scoring import error_rate
 from streaming.audio import mulaw_encode
 from streaming.config import ServerConfig, StreamConfig
+from streaming.eval.corpus import item
+from streaming.eval.scoring import error_rate
 
 from .conftest import timeout
 from .wsclient import pcm_bytes, results, stream, transcript

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from streaming import models
+from streaming.model import weights as models
 from streaming.errors import ModelIntegrityError, ModelNotFound
 
 

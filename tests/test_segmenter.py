@@ -3,9 +3,16 @@
 import numpy as np
 import pytest
 
-from bench.corpus import item
 from streaming.config import VadConfig
-from streaming.segmenter import Discarded, Ended, Resumed, Segmenter, Speculate, Started
+from streaming.core.segmenter import (
+    Discarded,
+    Ended,
+    Resumed,
+    Segmenter,
+    Speculate,
+    Started,
+)
+from streaming.eval.corpus import item
 
 RATE = 16_000
 

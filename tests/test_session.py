@@ -3,11 +3,16 @@
 import numpy as np
 import pytest
 
-from bench.corpus import item
 from streaming.audio import mulaw_encode
-from streaming.backends.fake import FakeTranscriber
-from streaming.events import SpeechStarted, StreamWarning, Transcription, UtteranceEnd
-from streaming.session import StreamOptions, StreamSession
+from streaming.core.events import (
+    SpeechStarted,
+    StreamWarning,
+    Transcription,
+    UtteranceEnd,
+)
+from streaming.core.session import StreamOptions, StreamSession
+from streaming.eval.corpus import item
+from streaming.model.backends.fake import FakeTranscriber
 
 RATE = 16_000
 

@@ -19,11 +19,11 @@ import httpx
 import pytest
 import websockets
 
-from bench.corpus import item
-from bench.scoring import error_rate
 from demos.call_center.callfile import CallAudio, read_call
 from demos.call_center.twilio_replay import replay, twilio_messages
 from streaming.config import TwilioConfig
+from streaming.eval.corpus import item
+from streaming.eval.scoring import error_rate
 
 from .conftest import timeout
 

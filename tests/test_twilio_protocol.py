@@ -7,10 +7,19 @@ import json
 
 import pytest
 
-from streaming.conversation import Conversation
-from streaming.events import Transcription, WordTiming
-from streaming.protocols.twilio import (MULAW_SILENCE, Dtmf, Mark, MediaStream, Start, Stop,
-                                        TrackAudio, TwilioProtocolError, parse_message)
+from streaming.core.conversation import Conversation
+from streaming.core.events import Transcription, WordTiming
+from streaming.protocols.twilio import (
+    MULAW_SILENCE,
+    Dtmf,
+    Mark,
+    MediaStream,
+    Start,
+    Stop,
+    TrackAudio,
+    TwilioProtocolError,
+    parse_message,
+)
 
 SID = "MZ00000000000000000000000000000001"
 
@@ -144,7 +153,7 @@ def test_conversation_orders_turns_across_speakers():
 
 
 def test_public_names_are_sorted_and_exist():
-    from streaming import conversation
+    from streaming.core import conversation
     from streaming.protocols import twilio
 
     for module in (twilio, conversation):

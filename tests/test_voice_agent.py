@@ -12,11 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.corpus import item
-from bench.scoring import error_rate
 from demos.voice_agent.__main__ import SCRIPT
 from demos.voice_agent.tts import espeak
-from demos.voice_agent.turns import (EchoAgent, FunctionAgent, Speak, StopSpeaking, TurnTaker)
+from demos.voice_agent.turns import (
+    EchoAgent,
+    FunctionAgent,
+    Speak,
+    StopSpeaking,
+    TurnTaker,
+)
+from streaming.eval.corpus import item
+from streaming.eval.scoring import error_rate
 
 from .conftest import timeout
 from .virtual_mic import capturing, play

@@ -25,7 +25,7 @@ import httpx
 import websockets
 
 from clients import StreamClient, StreamOptions, Transcript
-from streaming.conversation import Conversation
+from streaming.core.conversation import Conversation
 
 from ..server import demo_server, ws_url
 from .callfile import CallAudio, read_call
@@ -35,7 +35,7 @@ DEFAULT_SPEAKERS = ("Caller", "Agent")
 
 
 def corpus_call() -> Path:
-    from bench.corpus import item
+    from streaming.eval.corpus import item
 
     entry = item("2spk_en_constructed_dialogue_dualchannel")
     return entry.audio.parents[2] / entry.raw["audio_native"]

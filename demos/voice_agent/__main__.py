@@ -206,7 +206,6 @@ def mic_caller(device=None, duration: float | None = None):
     """The microphone is the caller (16 kHz, resampled if the device will not open at it)."""
     async def chunks(conversation: Conversation) -> AsyncIterator[np.ndarray]:
         from clients.mic import Microphone
-
         from streaming.audio import Resampler
 
         async with Microphone(device, samplerate=RATE) as mic:
@@ -278,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         resampler = Resampler(rate)
         chunks = file_caller(np.concatenate([resampler.feed(mono), resampler.flush()]), speed=args.speed)
     else:
-        from bench.corpus import item
+        from streaming.eval.corpus import item
 
         chunks = scripted_caller([item(i).mono16k() for i in SCRIPT],
                                  barge_in_after=args.barge_in_after, speed=args.speed)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -12,21 +11,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..config import ServerConfig
-from ..engine import Engine
 from ..errors import StreamscribeError
-from . import batch, listen, twilio, web
+from ..model.engine import Engine
+from . import listen, transcriptions, twilio, web
+from .state import AppState, state_of
 
 log = logging.getLogger("streamscribe")
-
-
-@dataclass
-class AppState:
-    config: ServerConfig
-    engine: Engine
-
-
-def state_of(request) -> AppState:
-    return request.app.state.streamscribe
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -58,7 +48,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> Starlette:
             if owns_engine:
                 await engine.close()
 
-    routes = [Route("/healthz", healthz), *listen.routes(), *web.routes(), *batch.routes(),
+    routes = [Route("/healthz", healthz), *listen.routes(), *web.routes(), *transcriptions.routes(),
               *twilio.routes()]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={StreamscribeError: error_handler})

@@ -17,11 +17,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..core.events import StreamWarning
 from ..errors import InvalidParameter, ProtocolError, StreamscribeError
-from ..events import StreamWarning
 from ..protocols import deepgram
-from ..stream import LiveStream
 from .auth import check_auth
+from .live_stream import LiveStream
+from .state import state_of
 
 log = logging.getLogger("streamscribe.listen")
 
@@ -44,7 +45,6 @@ async def reject(websocket: WebSocket, error: StreamscribeError, status: int | N
 
 async def open_stream(websocket: WebSocket, options) -> tuple[LiveStream, str] | None:
     """Resolve the model for a validated stream; reject the upgrade if it cannot be served."""
-    from .app import state_of
 
     state = state_of(websocket)
     try:
@@ -62,7 +62,6 @@ async def open_stream(websocket: WebSocket, options) -> tuple[LiveStream, str] |
 
 
 async def listen(websocket: WebSocket) -> None:
-    from .app import state_of
 
     state = state_of(websocket)
     try:

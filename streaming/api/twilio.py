@@ -34,14 +34,16 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ..config import ServerConfig, TwilioConfig
-from ..conversation import Conversation
+from ..core.conversation import Conversation
+from ..core.events import StreamWarning, Transcription
+from ..core.session import StreamOptions
 from ..errors import AuthError, InvalidParameter, StreamscribeError
-from ..events import StreamWarning, Transcription
 from ..languages import parse_language
 from ..protocols import twilio as proto
-from ..session import StreamOptions
-from ..stream import LiveStream
 from .auth import check_auth
+from .listen import reject
+from .live_stream import LiveStream
+from .state import state_of
 
 log = logging.getLogger("streamscribe.twilio")
 
@@ -254,7 +256,6 @@ class _CallStreams:
 
 
 async def _open_streams(websocket: WebSocket, start: proto.Start, call: Call) -> _CallStreams:
-    from .app import state_of
 
     state = state_of(websocket)
     params = start.custom_parameters
@@ -273,8 +274,6 @@ async def _open_streams(websocket: WebSocket, start: proto.Start, call: Call) ->
 
 
 async def media_stream(websocket: WebSocket) -> None:
-    from .app import state_of
-    from .listen import reject
 
     state = state_of(websocket)
     keys = state.config.api_keys
@@ -400,7 +399,6 @@ async def get_call(request: Request) -> JSONResponse:
 
 
 async def call_events(websocket: WebSocket) -> None:
-    from .listen import reject
 
     try:
         subprotocol = _check(websocket)

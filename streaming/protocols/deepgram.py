@@ -13,10 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping
 
+from ..core.events import (
+    Event,
+    SpeechStarted,
+    StreamWarning,
+    Transcription,
+    UtteranceEnd,
+)
+from ..core.session import StreamOptions
 from ..errors import InvalidParameter, ProtocolError
-from ..events import Event, SpeechStarted, StreamWarning, Transcription, UtteranceEnd
 from ..languages import parse_language
-from ..session import StreamOptions
 
 # Deepgram parameters that Whisper makes moot (it always punctuates and formats) or that we
 # do not implement; accepted so existing clients run unchanged, and listed in Metadata.

@@ -10,9 +10,9 @@ from typing import Iterator
 
 import uvicorn
 
-from .api.app import create_app
-from .config import ServerConfig
-from .engine import Engine
+from ..config import ServerConfig
+from ..model.engine import Engine
+from .app import create_app
 
 
 class _DenialResponseFilter(logging.Filter):

@@ -14,10 +14,10 @@ from collections import deque
 from dataclasses import replace
 from typing import AsyncIterator
 
-from .config import ServerConfig
-from .events import Event, StreamWarning, Transcription
-from .scheduler import Priority, TranscriptionScheduler
-from .session import Job, StreamOptions, StreamSession
+from ..config import ServerConfig
+from ..core.events import Event, StreamWarning, Transcription
+from ..core.session import Job, StreamOptions, StreamSession
+from ..model.scheduler import Priority, TranscriptionScheduler
 
 
 class LiveStream:

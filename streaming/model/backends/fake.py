@@ -8,8 +8,15 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import TranscriptionError
-from ..transcriber import ModelInfo, Segment, TranscribeOptions, Transcript, Word, SAMPLE_RATE
+from ...errors import TranscriptionError
+from ..transcriber import (
+    SAMPLE_RATE,
+    ModelInfo,
+    Segment,
+    TranscribeOptions,
+    Transcript,
+    Word,
+)
 
 
 class FakeTranscriber:

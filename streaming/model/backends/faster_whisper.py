@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InvalidParameter, TranscriptionError
-from ..models import ResolvedModel, set_offline
+from ...errors import InvalidParameter, TranscriptionError
 from ..transcriber import ModelInfo, Segment, TranscribeOptions, Transcript, Word
+from ..weights import ResolvedModel, set_offline
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ import asyncio
 import logging
 from typing import Callable
 
+from ..config import ModelConfig
+from ..errors import ModelNotFound, StreamscribeError
 from .backends.faster_whisper import FasterWhisperConfig, FasterWhisperTranscriber
-from .config import ModelConfig
-from .errors import ModelNotFound, StreamscribeError
-from .models import resolve_model
 from .scheduler import TranscriptionScheduler
 from .transcriber import Transcriber
+from .weights import resolve_model
 
 log = logging.getLogger("streamscribe.engine")
 

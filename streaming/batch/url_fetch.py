@@ -16,8 +16,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from .config import BatchConfig
-from .errors import FileTooLarge, UrlRefused
+from ..config import BatchConfig
+from ..errors import FileTooLarge, UrlRefused
 
 MAX_REDIRECTS = 5
 CHUNK = 1 << 16

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import webrtcvad
 
-from .transcriber import SAMPLE_RATE, Segment, Transcript
+from ..model.transcriber import SAMPLE_RATE, Segment, Transcript
 
 FRAME_MS = 30
 FRAME = SAMPLE_RATE * FRAME_MS // 1000

@@ -4,7 +4,7 @@ Each speaker (a Twilio track, a channel of a multichannel stream) has its own st
 come in order; across speakers they come in any order, so turns are inserted by start time.
 Used by the Twilio endpoint and the call-center demo. Pure: no I/O, no clock.
 
-`add` takes any final with the fields of `streaming.events.Transcription` (`is_final`, `text`,
+`add` takes any final with the fields of `streaming.core.events.Transcription` (`is_final`, `text`,
 `start`, `duration`, `channel`, `language`, `confidence`, `words` with `word`,
 `punctuated_word`, `start`, `end`, `confidence`): the server's events and the client
 library's `Transcript` both fit.

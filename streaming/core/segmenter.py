@@ -25,8 +25,8 @@ from enum import Enum
 import numpy as np
 import webrtcvad
 
-from .config import VadConfig
-from .transcriber import SAMPLE_RATE
+from ..config import VadConfig
+from ..model.transcriber import SAMPLE_RATE
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..model.transcriber import Transcript
 from .agreement import word_key
-from .transcriber import Transcript
 
 STOCK_PHRASES = {
     "thank you", "thank you very much", "thanks for watching", "thank you for watching",

@@ -16,12 +16,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Callable, TextIO
 
-from .config import BatchConfig, ServerConfig
-from .errors import StreamscribeError, TranscriptionError
-from .formats import render
-from .language_names import parse_language_set
-from .transcriber import TranscribeOptions
-from .url_fetch import download, is_url
+from ..batch.formats import render
+from ..batch.url_fetch import download, is_url
+from ..config import BatchConfig, ServerConfig
+from ..errors import StreamscribeError, TranscriptionError
+from ..languages import parse_language_set
+from ..model.transcriber import TranscribeOptions
 
 PROGRESS_MIN_S = 60.0   # shorter files finish before a bar would say anything
 
@@ -98,9 +98,9 @@ async def _local_input(source: str, config: BatchConfig) -> BinaryIO:
 async def run_in_process(request: TranscribeRequest, config: ServerConfig,
                          stderr: TextIO | None = None, engine=None) -> str | dict:
     """Load the model here and transcribe; returns the rendered body."""
-    from .decode import AudioFile
-    from .engine import Engine
-    from .transcribe_file import transcribe_file
+    from ..batch.decode import AudioFile
+    from ..batch.pipeline import transcribe_file
+    from ..model.engine import Engine
 
     model = config.model
     if request.model:

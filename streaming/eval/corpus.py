@@ -15,7 +15,7 @@ import numpy as np
 
 from streaming.audio import read_wav
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def eval_dir() -> Path:

@@ -19,8 +19,8 @@ from typing import BinaryIO, Iterator
 import av
 import numpy as np
 
-from .errors import AudioDecodeError, AudioTooLong
-from .transcriber import SAMPLE_RATE
+from ..errors import AudioDecodeError, AudioTooLong
+from ..model.transcriber import SAMPLE_RATE
 
 log = logging.getLogger("streamscribe.decode")
 

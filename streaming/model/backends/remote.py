@@ -20,9 +20,14 @@ from typing import Callable
 import httpx
 import numpy as np
 
-from ..audio import wav_bytes
-from ..errors import InvalidParameter, ModelNotFound, StreamscribeError, TranscriptionError
-from ..language_names import code_of
+from ...audio import wav_bytes
+from ...errors import (
+    InvalidParameter,
+    ModelNotFound,
+    StreamscribeError,
+    TranscriptionError,
+)
+from ...languages import code_of
 from ..transcriber import ModelInfo, Segment, TranscribeOptions, Transcript, Word
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

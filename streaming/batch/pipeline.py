@@ -17,12 +17,12 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import AsyncIterator, Callable, Iterator
 
-from .audio import to_float32
-from .batch import PauseSplitter, Piece, stitch
-from .config import BatchConfig
+from ..audio import to_float32
+from ..config import BatchConfig
+from ..model.scheduler import Priority, TranscriptionScheduler
+from ..model.transcriber import TranscribeOptions, Transcript
 from .decode import AudioFile
-from .scheduler import Priority, TranscriptionScheduler
-from .transcriber import TranscribeOptions, Transcript
+from .splitter import PauseSplitter, Piece, stitch
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,28 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..audio import PcmDecoder, Resampler, to_float32
+from ..config import StreamConfig, VadConfig
+from ..model.transcriber import SAMPLE_RATE, TranscribeOptions, Transcript
 from .agreement import LocalAgreement
-from .audio import PcmDecoder, Resampler, to_float32
-from .config import StreamConfig, VadConfig
-from .events import (Event, SpeechStarted, StreamWarning, Transcription, UtteranceEnd,
-                     WordTiming)
+from .events import (
+    Event,
+    SpeechStarted,
+    StreamWarning,
+    Transcription,
+    UtteranceEnd,
+    WordTiming,
+)
 from .hallucination import assess
-from .segmenter import Discarded, Ended, Resumed, Segmenter, Speculate, Started, Utterance
-from .transcriber import SAMPLE_RATE, TranscribeOptions, Transcript
+from .segmenter import (
+    Discarded,
+    Ended,
+    Resumed,
+    Segmenter,
+    Speculate,
+    Started,
+    Utterance,
+)
 
 MIN_PARTIAL_SAMPLES = SAMPLE_RATE // 2
 PARTIAL_SILENCE_MS = 60

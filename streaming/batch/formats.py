@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .language_names import name_of
-from .transcriber import Segment, Transcript
+from ..languages import name_of
+from ..model.transcriber import Segment, Transcript
 
 RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 MEDIA_TYPES = {"json": "application/json", "verbose_json": "application/json",

@@ -20,13 +20,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..decode import AudioFile
+from ..batch.decode import AudioFile
+from ..batch.formats import RESPONSE_FORMATS, render
+from ..batch.pipeline import transcribe_file, transcribe_pieces
+from ..batch.url_fetch import download, is_url
 from ..errors import InvalidParameter, StreamscribeError, TranscriptionError
-from ..formats import RESPONSE_FORMATS, render
-from ..language_names import parse_language_set
-from ..transcribe_file import transcribe_file, transcribe_pieces
-from ..transcriber import TranscribeOptions
-from ..url_fetch import download, is_url
+from ..languages import parse_language_set
+from ..model.transcriber import TranscribeOptions
 from .auth import check_auth
 from .uploads import read_form
 

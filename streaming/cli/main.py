@@ -8,12 +8,12 @@ import os
 import sys
 from dataclasses import replace
 
-from .config import ServerConfig
-from .errors import StreamscribeError
+from ..config import ServerConfig
+from ..errors import StreamscribeError
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server import serve
+    from ..api.server import serve
 
     config = ServerConfig.from_env()
     model = config.model
@@ -33,7 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .models import BUNDLED, resolve_model
+    from ..model.weights import BUNDLED, resolve_model
 
     for name in BUNDLED:
         resolved = resolve_model(name)
@@ -50,8 +50,7 @@ def _bench(argv: list[str]) -> int:
 def _transcribe(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .transcribe_command import (TranscribeRequest, run_in_process, run_remote,
-                                     write_output)
+    from .transcribe import TranscribeRequest, run_in_process, run_remote, write_output
 
     request = TranscribeRequest(
         source=args.source, model=args.model, language=args.language, task=args.task,
@@ -106,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="key for --url (default $STREAMSCRIBE_API_KEY)")
     transcribe.set_defaults(func=_transcribe)
 
-    from clients.cli import add_client_commands   # `stream FILE` and `mic`
+    from clients.cli import add_client_commands  # `stream FILE` and `mic`
 
     add_client_commands(sub)
     return parser
@@ -126,6 +125,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

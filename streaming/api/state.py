@@ -1,0 +1,27 @@
+"""The application state every endpoint reads: config and the shared model engine.
+
+One module, imported one way (endpoints → state), so the app module can import the
+endpoints without a cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from starlette.requests import HTTPConnection
+
+from ..config import ServerConfig
+from ..model.engine import Engine
+
+
+@dataclass
+class AppState:
+    config: ServerConfig
+    engine: Engine
+
+
+def state_of(connection: HTTPConnection) -> AppState:
+    """The state of the app serving this request or WebSocket."""
+    state: AppState = connection.app.state.streamscribe
+    return state

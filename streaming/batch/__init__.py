@@ -1,0 +1,1 @@
+"""The file path: decode, split long audio at pauses, transcribe the pieces, stitch, render."""

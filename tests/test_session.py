@@ -5,6 +5,7 @@ import pytest
 
 from streaming.audio import mulaw_encode
 from streaming.core.events import (
+    SpeechEnded,
     SpeechStarted,
     StreamWarning,
     Transcription,
@@ -126,6 +127,24 @@ def test_vad_events_and_utterance_end(speech):
     assert len(ends) == 1
     final = finals(events)[0]
     assert ends[0].last_word_end == final.words[-1].end
+
+
+def test_speech_ended_events_bracket_each_utterance_and_carry_the_prompt(speech):
+    session = StreamSession(StreamOptions(interim_results=False, vad_events=True,
+                                          speech_ended_events=True, prompt="Mr. Quilter"))
+    pcm = np.concatenate([silence(0.5), speech[0], silence(1.2), np.full(RATE // 20, 3000, np.int16),
+                          silence(1.0)])
+    jobs = feed(session, pcm)
+    events = session.events()
+    started = [e for e in events if isinstance(e, SpeechStarted)]
+    ended = [e for e in events if isinstance(e, SpeechEnded)]
+    assert [e.utterance for e in started] == [e.utterance for e in ended]
+    assert ended[0].kept and ended[0].timestamp > started[0].timestamp
+    assert all(j.options.prompt == "Mr. Quilter" for j in jobs)
+    # Without the option (Deepgram), no SpeechEnded is emitted.
+    plain = StreamSession(StreamOptions(interim_results=False, vad_events=True))
+    feed(plain, pcm)
+    assert not any(isinstance(e, SpeechEnded) for e in plain.events())
 
 
 def test_odd_sized_frames_decode_like_whole_ones(speech):

@@ -21,6 +21,18 @@ class WordTiming:
 class SpeechStarted:
     channel: int
     timestamp: float
+    utterance: int = 0      # index of the utterance on its channel (as in Transcription)
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    """The segmenter ended an utterance (`kept`: it goes to the model, and its final
+    follows) or dropped it as noise (`kept=False`: too little speech; no final)."""
+
+    channel: int
+    timestamp: float        # end of the utterance's audio
+    utterance: int
+    kept: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,4 +74,4 @@ class StreamWarning:
     message: str
 
 
-Event = SpeechStarted | Transcription | UtteranceEnd | StreamWarning
+Event = SpeechStarted | SpeechEnded | Transcription | UtteranceEnd | StreamWarning

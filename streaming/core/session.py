@@ -20,6 +20,7 @@ from ..model.transcriber import SAMPLE_RATE, TranscribeOptions, Transcript
 from .agreement import LocalAgreement
 from .events import (
     Event,
+    SpeechEnded,
     SpeechStarted,
     StreamWarning,
     Transcription,
@@ -53,8 +54,10 @@ class StreamOptions:
     endpointing_ms: int | None = None      # None: server default; 0: endpointing off
     utterance_end_ms: int | None = None
     vad_events: bool = False
+    speech_ended_events: bool = False      # SpeechEnded when an utterance ends or is dropped
     language: str | None = "en"            # None: detect (Deepgram "multi")
     model: str | None = None
+    prompt: str | None = None              # Whisper initial prompt (vocabulary, spelling)
 
 
 @dataclass(frozen=True)
@@ -225,7 +228,8 @@ class StreamSession:
             state.agreement = LocalAgreement()
             state.partial_audio = 0
             if self.options.vad_events:
-                self._events.append(SpeechStarted(index, event.onset / SAMPLE_RATE))
+                self._events.append(SpeechStarted(index, event.onset / SAMPLE_RATE,
+                                                  event.index))
         elif isinstance(event, Speculate):
             state.speculative = (event.utterance, self._new_job(index, event.utterance, "final"))
         elif isinstance(event, Resumed):
@@ -242,9 +246,15 @@ class StreamSession:
             self._cancel_partial(state)
             state.finals.append(_FinalSlot(utterance, job_id, event.reason))
             self._ended.append((index, utterance.index))
+            if self.options.speech_ended_events:
+                self._events.append(SpeechEnded(index, utterance.end / SAMPLE_RATE,
+                                                utterance.index))
         elif isinstance(event, Discarded):
             self._drop_speculative(state)
             self._cancel_partial(state)
+            if self.options.speech_ended_events:
+                self._events.append(SpeechEnded(
+                    index, state.segmenter.position / SAMPLE_RATE, event.index, kept=False))
 
     def _drop_speculative(self, state: _Channel) -> None:
         if state.speculative is not None:
@@ -263,7 +273,8 @@ class StreamSession:
 
     def _new_job(self, index: int, utterance: Utterance, kind: str) -> int:
         options = TranscribeOptions(language=self.language, beam_size=self._beam_size,
-                                    word_timestamps=(kind == "final"), temperature=0.0)
+                                    word_timestamps=(kind == "final"), temperature=0.0,
+                                    prompt=self.options.prompt)
         job = Job(next(self._ids), index, utterance.index, kind, to_float32(utterance.audio),
                   utterance.start / SAMPLE_RATE, options)
         self._inflight[job.id] = job

@@ -2,55 +2,92 @@
 
 Every server started here shares the session's loaded models (a model is thread-safe),
 but has its own config, engine and scheduler, so tests can vary auth, VAD and limits.
+
+Waits follow the machine. `timeout(seconds)` is a wait written for the reference machine,
+stretched by how much slower this one is: the first call times one real model call (the
+default model on a 5 s corpus clip, after a warm-up call) and compares it with the same call
+on the reference machine. A machine that is slower, or busier, gets proportionally longer
+waits; none gets shorter ones. No test asserts on elapsed time.
 """
 
 from __future__ import annotations
 
-import os
+import functools
 import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Any
 
+import numpy as np
 import pytest
 
 from streaming.api.server import BackgroundServer
 from streaming.config import ModelConfig, ServerConfig
+from streaming.eval.corpus import item
 from streaming.model.engine import Engine, load_faster_whisper
+from streaming.model.transcriber import TranscribeOptions, Transcriber
 
-# Every timeout in the tests is a multiple of this; raise it on slow machines.
-TIMEOUT_SCALE = float(os.environ.get("STREAMSCRIBE_TIMEOUT_SCALE", "1"))
-
-
-def timeout(seconds: float) -> float:
-    return seconds * TIMEOUT_SCALE
+CALIBRATION_CLIP = "en_lj_LJ001-0004"      # 5.1 s of LJ Speech
+# That call on the machine the waits were written for (2-core AMD EPYC, base int8, 2 threads).
+REFERENCE_CALL_S = 0.75
 
 
 class ModelCache:
     """Loads each local model at most once per test session."""
 
     def __init__(self) -> None:
-        self._models = {}
+        self._models: dict[str, Transcriber] = {}
         self._lock = threading.Lock()
 
-    def load(self, name: str, config: ModelConfig):
+    def load(self, name: str, config: ModelConfig) -> Transcriber:
         with self._lock:
             if name not in self._models:
                 self._models[name] = load_faster_whisper(name, config)
             return self._models[name]
 
 
+MODELS = ModelCache()
+
+
+@functools.cache
+def slowness() -> float:
+    """How many times longer than on the reference machine one model call takes here (>= 1),
+    measured once per test session."""
+    config = ModelConfig()
+    model = MODELS.load(config.name, config)
+    audio = item(CALIBRATION_CLIP).mono16k().astype(np.float32) / 32768
+    options = TranscribeOptions(language="en", word_timestamps=True, temperature=0.0)
+    model.transcribe(audio, options)                # the first call pays one-time set-up
+    started = time.perf_counter()
+    model.transcribe(audio, options)
+    return max(1.0, (time.perf_counter() - started) / REFERENCE_CALL_S)
+
+
+def timeout(seconds: float) -> float:
+    """A wait of `seconds` on the reference machine, scaled to this one."""
+    return seconds * slowness()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if slowness.cache_info().currsize:
+        terminalreporter.write_line(f"waits scaled x{slowness():.2f} (one model call measured "
+                                    f"against {REFERENCE_CALL_S} s on the reference machine)")
+
+
 @pytest.fixture(scope="session")
 def model_cache() -> ModelCache:
-    return ModelCache()
+    return MODELS
 
 
 @pytest.fixture(scope="session")
-def start_server(model_cache):
+def start_server() -> Iterator[Callable[..., BackgroundServer]]:
     """Factory: start_server(config=None, **overrides) -> a running BackgroundServer."""
     servers: list[BackgroundServer] = []
 
-    def start(config: ServerConfig | None = None, **overrides) -> BackgroundServer:
+    def start(config: ServerConfig | None = None, **overrides: Any) -> BackgroundServer:
         config = replace(config or ServerConfig(port=0), port=0, **overrides)
-        engine = Engine(config.model, loader=model_cache.load)
+        engine = Engine(config.model, loader=MODELS.load)
         server = BackgroundServer(config, engine).start(timeout=timeout(120))
         servers.append(server)
         return server
@@ -61,13 +98,31 @@ def start_server(model_cache):
 
 
 @pytest.fixture(scope="session")
-def server(start_server) -> BackgroundServer:
-    """The shared default server (base model, no auth)."""
+def shared_server(start_server: Callable[..., BackgroundServer]) -> BackgroundServer:
     return start_server()
 
 
+@pytest.fixture
+def server(shared_server: BackgroundServer) -> BackgroundServer:
+    """The shared default server (base model, no auth), handed over idle: what an earlier
+    test left running on it (a vanished client's stream, a batch piece in flight) has
+    finished, so no test inherits another's load."""
+    deadline = time.monotonic() + timeout(120)
+    while not _idle(shared_server):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the shared server did not become idle")
+        time.sleep(0.05)
+    return shared_server
+
+
+def _idle(server: BackgroundServer) -> bool:
+    state = server.app.state.streamscribe
+    return getattr(server.app.state, "active_streams", 0) == 0 and all(
+        s.stats.running == 0 and s.stats.queued == 0 for s in state.engine.loaded().values())
+
+
 @pytest.fixture(scope="session")
-def pulse_env(tmp_path_factory):
+def pulse_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Environment for PulseAudio clients: a private daemon with a virtual microphone."""
     from .virtual_mic import pulse_daemon
 

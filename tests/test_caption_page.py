@@ -8,12 +8,12 @@ Screenshots land in tests/output/.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from streaming.audio import wav_bytes
 from streaming.eval.corpus import item
@@ -65,6 +65,9 @@ async def test_page_captions_the_microphone(server, browser):
     page = await browser.new_page(viewport={"width": 1100, "height": 720})
     console = []
     page.on("console", lambda m: console.append(m.text))
+    received: list[dict] = []              # what the server sent, as the page's socket saw it
+    page.on("websocket", lambda ws: ws.on("framereceived",
+                                          lambda payload: received.append(json.loads(payload))))
     await page.goto(server.http_url + "/")
     assert await page.title() == "streamscribe — live captions"
     assert await page.locator("#token-field").is_hidden()      # no keys configured
@@ -77,14 +80,13 @@ async def test_page_captions_the_microphone(server, browser):
     # The partial line is styled lighter than finals.
     assert await page.eval_on_selector("#partial", "e => getComputedStyle(e).fontStyle") == "italic"
     # For README: one final committed, the next utterance's partial below it. Under load the
-    # server may skip partials, so this picture is best effort.
-    try:
-        await page.wait_for_function("window.streamscribe.finals.length >= 1 && "
-                                     "document.querySelector('#partial').textContent.length > 20",
-                                     timeout=timeout(browser.audio_seconds + 10) * 1000)
+    # server may shed partials, so this picture is taken only if that moment comes.
+    live_moment = ("window.streamscribe.finals.length >= 1 && "
+                   "document.querySelector('#partial').textContent.length > 20")
+    await page.wait_for_function(f"({live_moment}) || window.streamscribe.finals.length >= {len(CLIPS)}",
+                                 timeout=timeout(browser.audio_seconds + 30) * 1000)
+    if await page.evaluate(live_moment):
         await page.screenshot(path=str(OUTPUT / "caption_page_live.png"))
-    except PlaywrightTimeout:
-        pass
     await page.wait_for_function(f"window.streamscribe.finals.length >= {len(CLIPS)}",
                                  timeout=timeout(browser.audio_seconds + 30) * 1000)
     await page.screenshot(path=str(OUTPUT / "caption_page.png"))
@@ -95,7 +97,11 @@ async def test_page_captions_the_microphone(server, browser):
 
     caption = await page.evaluate("window.streamscribe")
     assert caption["error"] is None, (caption["error"], console)
-    assert caption["partials"] >= 1              # partials were shown while speech went on
+    # Every partial with text that arrived was shown (how many arrive is the server's choice:
+    # partials are shed under load).
+    partials = [m for m in received if m.get("type") == "Results" and not m["is_final"]
+                and m["channel"]["alternatives"][0]["transcript"].strip()]
+    assert caption["partials"] == len(partials)
     assert caption["metadata"]["type"] == "Metadata"
     finals = caption["finals"]
     text = " ".join(f["text"] for f in finals)

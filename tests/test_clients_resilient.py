@@ -140,9 +140,10 @@ async def test_gives_up_on_a_permanent_rejection_and_reports_the_buffer():
                                        backoff=Backoff(initial=0.05, jitter=0)).start()
         events = []
         with pytest.raises(ConnectionRejected):
-            for _ in range(100):
-                await stream.send(b"\0" * 640)
-                await asyncio.sleep(0.01)
+            async with asyncio.timeout(timeout(10)):    # send() raises once it has given up
+                while True:
+                    await stream.send(b"\0" * 640)
+                    await asyncio.sleep(0.01)
         with pytest.raises(ConnectionRejected):
             async for event in stream:
                 events.append(event)

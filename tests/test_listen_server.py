@@ -40,7 +40,7 @@ def listen_url(server, **params):
     return f"{server.ws_url}/v1/listen?" + "&".join(f"{k}={v}" for k, v in query.items())
 
 
-async def test_utterances_get_one_final_each_in_order_with_partials(server):
+async def test_utterances_get_one_final_each_in_order(server):
     audio, spans = conversation()
     messages = await stream(listen_url(server, utterance_end_ms=1000), pcm_bytes(audio))
     finals = results(messages, final=True)
@@ -53,11 +53,14 @@ async def test_utterances_get_one_final_each_in_order_with_partials(server):
         words = final["channel"]["alternatives"][0]["words"]
         assert words and all(start - 0.6 <= w["start"] <= w["end"] <= end + 0.3 for w in words)
         assert final["start"] <= words[0]["start"]
-    # Partials come before each final, for the same utterance.
+    # Partials are best effort (shed under load), but each belongs to an utterance and none
+    # comes after that utterance's final.
     order = [(m["type"], m.get("is_final"), m.get("start")) for m in messages]
-    for final in finals:
-        index = order.index(("Results", True, final["start"]))
-        assert ("Results", False, final["start"]) in order[:index]
+    final_starts = [f["start"] for f in finals]
+    assert {p["start"] for p in results(messages, final=False)} <= set(final_starts)
+    for start in final_starts:
+        index = order.index(("Results", True, start))
+        assert ("Results", False, start) not in order[index:]
     starts = [m for m in messages if m["type"] == "SpeechStarted"]
     assert len(starts) >= len(CLIPS)
     assert sum(m["type"] == "UtteranceEnd" for m in messages) >= 2
@@ -225,10 +228,11 @@ async def test_vanishing_client_leaks_nothing_and_others_are_unaffected(server):
                             speed=0)
     assert error_rate(clip.references(),
                       " ".join(transcript(f) for f in results(messages, final=True))) < 0.15
+    # The vanished stream is cleaned up: its pending work ends, its count goes.
+    deadline = asyncio.get_running_loop().time() + timeout(10)
     async with httpx.AsyncClient() as client:
-        for _ in range(int(timeout(50))):
-            health = (await client.get(f"{server.http_url}/healthz")).json()
-            if health["active_streams"] == 0:
+        while (health := (await client.get(f"{server.http_url}/healthz")).json())["active_streams"]:
+            if asyncio.get_running_loop().time() > deadline:
                 break
             await asyncio.sleep(0.2)
     assert health["active_streams"] == 0

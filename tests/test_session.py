@@ -1,4 +1,5 @@
-"""Pure tests of the per-connection session: jobs out, results in, events out (no sockets)."""
+"""Pure tests of the per-connection session: jobs out, results in, events out (no sockets, no
+model: a fake transcriber; synthesized voiced audio that the session's webrtcvad segments)."""
 
 import numpy as np
 import pytest
@@ -12,19 +13,14 @@ from streaming.core.events import (
     UtteranceEnd,
 )
 from streaming.core.session import StreamOptions, StreamSession
-from streaming.eval.corpus import item
 from streaming.model.backends.fake import FakeTranscriber
 
-RATE = 16_000
-
-
-def silence(seconds):
-    return np.zeros(int(seconds * RATE), np.int16)
+from .synthetic import RATE, silence, voiced
 
 
 @pytest.fixture(scope="module")
-def speech():
-    return [item("en_lj_LJ001-0002").mono16k(), item("en_lj_LJ001-0004").mono16k()]
+def speech() -> list[np.ndarray]:
+    return [voiced(2.0), voiced(3.0, f0=180.0)]
 
 
 def two_utterances(speech):

@@ -73,9 +73,13 @@ def call_audio() -> CallAudio:
     return read_call(item(CALL_ID).audio.parent.parent.parent / item(CALL_ID).raw["audio_native"])
 
 
-async def collect_events(url: str) -> list[dict]:
+async def collect_events(url: str, connected: asyncio.Event | None = None) -> list[dict]:
+    """Every message of a call's events socket; `connected` is set once the server has taken
+    the subscription (it subscribes before it accepts)."""
     messages = []
     async with websockets.connect(url) as ws:
+        if connected is not None:
+            connected.set()
         async for raw in ws:
             messages.append(json.loads(raw))
     return messages
@@ -96,8 +100,9 @@ async def test_replayed_call_gives_per_speaker_time_ordered_transcript(twilio_se
     messages[500:500] = bad
     # A subscriber that comes before the call starts gets everything live.
     events_url = f"{twilio_server.ws_url}/v1/twilio/calls/{call_sid}/events"
-    subscriber = asyncio.create_task(collect_events(events_url))
-    await asyncio.sleep(0.3)
+    connected = asyncio.Event()
+    subscriber = asyncio.create_task(collect_events(events_url, connected))
+    await asyncio.wait_for(connected.wait(), timeout(10))
     await asyncio.wait_for(replay(f"{twilio_server.ws_url}/v1/twilio", messages), timeout(120))
     events = await asyncio.wait_for(subscriber, timeout(60))
 
@@ -224,8 +229,10 @@ async def test_a_failing_webhook_is_recorded_and_the_call_still_ends(start_serve
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
     server = start_server(twilio=TwilioConfig(webhook_url=dead, webhook_timeout_s=2))
-    events = asyncio.create_task(collect_events(f"{server.ws_url}/v1/twilio/calls/CAdeadhook/events"))
-    await asyncio.sleep(0.2)
+    connected = asyncio.Event()
+    events = asyncio.create_task(collect_events(f"{server.ws_url}/v1/twilio/calls/CAdeadhook/events",
+                                                connected))
+    await asyncio.wait_for(connected.wait(), timeout(10))
     await asyncio.wait_for(replay(f"{server.ws_url}/v1/twilio", short_call("CAdeadhook")), timeout(30))
     ended = (await asyncio.wait_for(events, timeout(30)))[-1]
     assert ended["type"] == "call_ended"

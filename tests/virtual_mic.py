@@ -56,7 +56,7 @@ def pulse_daemon(runtime: Path):
         yield env
     finally:
         daemon.terminate()
-        daemon.wait(timeout=10)
+        daemon.wait(timeout=timeout(10))
         log.close()
 
 
@@ -84,7 +84,11 @@ class Captured:
 
     def finish(self, seconds: float) -> str:
         """Wait for the program to exit; return everything it printed on stdout."""
-        self.process.wait(timeout=timeout(seconds))
+        try:
+            self.process.wait(timeout=timeout(seconds))
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.process.args} did not exit within {timeout(seconds):.0f} s;"
+                                 f" stdout: {''.join(self.stdout)!r}; stderr: {self.errors}") from None
         for reader in self._readers:
             reader.join(timeout=timeout(5))
         return "".join(self.stdout)

@@ -93,6 +93,7 @@ class TranscriptionScheduler:
         loop = asyncio.get_running_loop()
         while True:
             _, _, audio, options, future, transcriber = await self._queue.get()
+            self.stats.queued = self._queue.qsize()
             if future.cancelled():
                 continue
             self.stats.running += 1

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from ..config import ServerConfig
 from ..errors import StreamscribeError
 from ..model.engine import Engine
-from . import listen, transcriptions, twilio, web
+from . import listen, realtime, transcriptions, twilio, web
 from .state import AppState, state_of
 
 log = logging.getLogger("streamscribe")
@@ -49,7 +49,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> Starlette:
                 await engine.close()
 
     routes = [Route("/healthz", healthz), *listen.routes(), *web.routes(), *transcriptions.routes(),
-              *twilio.routes()]
+              *twilio.routes(), *realtime.routes()]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={StreamscribeError: error_handler})
     app.state.streamscribe = AppState(config=config, engine=engine)

@@ -19,10 +19,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..core.events import StreamWarning
 from ..errors import InvalidParameter, ProtocolError, StreamscribeError
+from ..model.scheduler import TranscriptionScheduler
 from ..protocols import deepgram
 from .auth import check_auth
 from .live_stream import LiveStream
-from .state import state_of
+from .state import AppState, state_of
 
 log = logging.getLogger("streamscribe.listen")
 
@@ -43,22 +44,29 @@ async def reject(websocket: WebSocket, error: StreamscribeError, status: int | N
         await websocket.close(code=1008, reason=error.message[:120])
 
 
+async def stream_model(state: AppState, model: str | None,
+                       language: str | None) -> TranscriptionScheduler:
+    """The scheduler of the model a stream asked for; raises ModelNotFound, or
+    InvalidParameter when an English-only model is asked for another language."""
+    scheduler = await state.engine.get(model)
+    info = scheduler.transcriber.info
+    if language not in (None, "en") and not info.multilingual:
+        raise InvalidParameter(
+            f"model {info.name!r} is English-only; language={language!r} needs a "
+            "multilingual model", param="language")
+    return scheduler
+
+
 async def open_stream(websocket: WebSocket, options) -> tuple[LiveStream, str] | None:
     """Resolve the model for a validated stream; reject the upgrade if it cannot be served."""
 
     state = state_of(websocket)
     try:
-        scheduler = await state.engine.get(options.model)
+        scheduler = await stream_model(state, options.model, options.language)
     except StreamscribeError as exc:
         await reject(websocket, exc, status=400)
         return None
-    info = scheduler.transcriber.info
-    if options.language not in (None, "en") and not info.multilingual:
-        await reject(websocket, InvalidParameter(
-            f"model {info.name!r} is English-only; language={options.language!r} needs a "
-            "multilingual model", param="language"))
-        return None
-    return LiveStream(scheduler, options, state.config), info.name
+    return LiveStream(scheduler, options, state.config), scheduler.transcriber.info.name
 
 
 async def listen(websocket: WebSocket) -> None:

@@ -1,0 +1,216 @@
+"""`/v1/realtime`: OpenAI realtime transcription sessions and Together's real-time
+transcription over WebSocket, on the same `LiveStream` as `/v1/listen`.
+
+The query picks the dialect: Together's clients name `input_audio_format` (or VAD
+parameters), OpenAI's send `intent=transcription`. Auth, query and model are checked before
+the upgrade (HTTP 400/401 with a JSON body). After it the server sends `session.created`;
+session updates are applied until the first audio arrives, which starts the stream with
+the settings then in force. A bad event gets an `error` event and the session goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import replace
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..config import VadConfig
+from ..errors import InvalidParameter, ModelNotFound, ProtocolError, StreamscribeError
+from ..model.scheduler import TranscriptionScheduler
+from ..protocols import openai_realtime, together
+from ..protocols.realtime import (
+    Append,
+    Clear,
+    Commit,
+    Dialect,
+    Message,
+    RealtimeSettings,
+    TranscriptionItems,
+    UpdateSession,
+    client_event_id,
+    decode,
+    error_event,
+    new_id,
+    parse_command,
+)
+from .auth import check_auth
+from .listen import active_streams, reject, stream_model
+from .live_stream import LiveStream
+from .state import AppState, state_of
+
+log = logging.getLogger("streamscribe.realtime")
+
+
+async def _scheduler(state: AppState, settings: RealtimeSettings,
+                     dialect: Dialect) -> TranscriptionScheduler:
+    model = openai_realtime.local_model(settings.model) if dialect == "openai" \
+        else settings.model
+    try:
+        return await stream_model(state, model, settings.language)
+    except ModelNotFound as exc:
+        if dialect == "together":   # Together's name for it
+            raise InvalidParameter(exc.message, code="model_not_available",
+                                   param="model") from None
+        raise
+
+
+class RealtimeSession:
+    """One connection: session messages, then a `LiveStream` once audio arrives."""
+
+    def __init__(self, websocket: WebSocket, state: AppState, dialect: Dialect,
+                 settings: RealtimeSettings, scheduler: TranscriptionScheduler) -> None:
+        self.websocket = websocket
+        self.state = state
+        self.dialect = dialect
+        self.settings = settings
+        self.scheduler = scheduler
+        self.id = new_id("sess")
+        self.stream: LiveStream | None = None
+        self.items: TranscriptionItems | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def vad(self) -> VadConfig:
+        return self.settings.vad(self.state.config.vad)
+
+    @property
+    def model_name(self) -> str:
+        return self.scheduler.transcriber.info.name
+
+    async def send(self, messages: list[Message]) -> None:
+        async with self._lock:
+            for message in messages:
+                await self.websocket.send_text(json.dumps(message))
+
+    def session_message(self, reply: str) -> Message:
+        if self.dialect == "together":
+            if reply == "session.created":
+                return together.session_created(self.id, self.settings, self.vad, self.model_name)
+            return together.session_updated(self.settings, self.vad)
+        if reply == "transcription_session.updated":
+            return openai_realtime.beta_session_event(self.id, self.settings, self.vad,
+                                                      self.model_name)
+        return openai_realtime.session_event(reply, self.id, self.settings, self.vad,
+                                             self.model_name)
+
+    async def run(self) -> None:
+        await self.send([self.session_message("session.created")])
+        try:
+            await self._receive()
+            if self.stream is not None and self._sender is not None:
+                await self.stream.close()
+                await self._sender
+            await self.websocket.close(code=1000)
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the client went away; nothing is left to tell it
+        finally:
+            if self.stream is not None:
+                self.stream.abort()
+            if self._sender is not None:
+                self._sender.cancel()
+
+    async def _receive(self) -> None:
+        """Read client events until the client leaves or falls idle."""
+        idle = self.state.config.stream.idle_timeout_s
+        while True:
+            try:
+                frame = await asyncio.wait_for(self.websocket.receive(), idle)
+            except TimeoutError:
+                await self.send([error_event(new_id("event"), "idle_timeout",
+                                             f"no event for {idle:g} s; closing")])
+                return
+            if frame["type"] == "websocket.disconnect":
+                if self.stream is not None:
+                    self.stream.abort()
+                return
+            message = None
+            try:
+                message = decode(frame.get("text"))
+                await self._handle(parse_command(message, self.settings))
+            except (ProtocolError, InvalidParameter, ModelNotFound) as exc:
+                await self.send([error_event(new_id("event"), exc.code, exc.message, exc.param,
+                                             client_event_id(message))])
+
+    async def _handle(self, command: Append | Commit | Clear | UpdateSession) -> None:
+        if isinstance(command, UpdateSession):
+            await self._update(command)
+            return
+        stream, items = self._started()
+        if isinstance(command, Append):
+            limit = self.state.config.stream.max_frame_bytes
+            if len(command.audio) > limit:
+                raise ProtocolError(f"{len(command.audio)} bytes of audio in one event exceed "
+                                    f"{limit}; send smaller chunks", code="frame_too_large",
+                                    param="audio")
+            items.appended(len(command.audio))
+            await stream.feed(command.audio)
+            return
+        replies, finalize = items.commit() if isinstance(command, Commit) else items.clear()
+        # Replies go out before the finalize, so `committed` precedes its transcript.
+        await self.send(replies)
+        if finalize:
+            await stream.finalize()
+
+    async def _update(self, command: UpdateSession) -> None:
+        settings = command.settings
+        if self.stream is not None:
+            if settings.stream_options() != self.settings.stream_options() \
+                    or settings.vad(self.state.config.vad) != self.vad:
+                raise ProtocolError(
+                    "the session's audio format, transcription and turn detection are fixed "
+                    "once audio has been appended; open a new session to change them",
+                    code="session_update_after_audio", param="session")
+        else:
+            self.scheduler = await _scheduler(self.state, settings, self.dialect)
+        self.settings = settings
+        await self.send([self.session_message(command.reply)])
+
+    def _started(self) -> tuple[LiveStream, TranscriptionItems]:
+        """The stream, started with the settings in force at the first audio event."""
+        if self.stream is None or self.items is None:
+            options = self.settings.stream_options()
+            config = replace(self.state.config, vad=self.vad)
+            self.stream = LiveStream(self.scheduler, options, config)
+            width = 2 if options.encoding == "linear16" else 1
+            self.items = TranscriptionItems(self.dialect, self.settings.turn_detection is None,
+                                            options.sample_rate, width)
+            self._sender = asyncio.create_task(self._send_events(self.stream, self.items))
+        return self.stream, self.items
+
+    async def _send_events(self, stream: LiveStream, items: TranscriptionItems) -> None:
+        try:
+            async for event in stream.events():
+                await self.send(items.encode(event))
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            stream.abort()
+
+
+async def realtime(websocket: WebSocket) -> None:
+    state = state_of(websocket)
+    params = websocket.query_params
+    dialect: Dialect = "together" if together.is_together(params) else "openai"
+    try:
+        subprotocol = check_auth(state.config.api_keys, websocket.headers, params,
+                                 websocket.scope.get("subprotocols", []))
+        settings = together.parse_query(params) if dialect == "together" \
+            else openai_realtime.parse_query(params)
+        scheduler = await _scheduler(state, settings, dialect)
+    except StreamscribeError as exc:
+        await reject(websocket, exc, status=400 if isinstance(exc, ModelNotFound) else None)
+        return
+    await websocket.accept(subprotocol=subprotocol)
+    app = websocket.app
+    app.state.active_streams = active_streams(app) + 1
+    try:
+        await RealtimeSession(websocket, state, dialect, settings, scheduler).run()
+    finally:
+        app.state.active_streams = active_streams(app) - 1
+
+
+def routes() -> list[WebSocketRoute]:
+    return [WebSocketRoute("/v1/realtime", realtime)]

@@ -9,7 +9,10 @@ from __future__ import annotations
 import hmac
 from typing import Mapping, Sequence
 
+from starlette.requests import HTTPConnection
+
 from ..errors import AuthError
+from .state import state_of
 
 
 def _matches(candidate: str, keys: Sequence[str]) -> bool:
@@ -32,3 +35,9 @@ def check_auth(keys: Sequence[str], headers: Mapping[str, str], query: Mapping[s
     if authorization or "token" in query or subprotocols:
         raise AuthError("invalid API key")
     raise AuthError("missing API key: send 'Authorization: Token KEY' or 'Bearer KEY'")
+
+
+def authorize(connection: HTTPConnection) -> str | None:
+    """`check_auth` against the app's keys, with what this request or WebSocket presents."""
+    return check_auth(state_of(connection).config.api_keys, connection.headers,
+                      connection.query_params, connection.scope.get("subprotocols", []))

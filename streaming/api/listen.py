@@ -18,10 +18,10 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..core.events import StreamWarning
-from ..errors import InvalidParameter, ProtocolError, StreamscribeError
+from ..errors import ProtocolError, StreamscribeError
 from ..model.scheduler import TranscriptionScheduler
 from ..protocols import deepgram
-from .auth import check_auth
+from .auth import authorize
 from .live_stream import LiveStream
 from .state import AppState, state_of
 
@@ -49,11 +49,7 @@ async def stream_model(state: AppState, model: str | None,
     """The scheduler of the model a stream asked for; raises ModelNotFound, or
     InvalidParameter when an English-only model is asked for another language."""
     scheduler = await state.engine.get(model)
-    info = scheduler.transcriber.info
-    if language not in (None, "en") and not info.multilingual:
-        raise InvalidParameter(
-            f"model {info.name!r} is English-only; language={language!r} needs a "
-            "multilingual model", param="language")
+    scheduler.transcriber.info.check_language(language)
     return scheduler
 
 
@@ -73,8 +69,7 @@ async def listen(websocket: WebSocket) -> None:
 
     state = state_of(websocket)
     try:
-        subprotocol = check_auth(state.config.api_keys, websocket.headers,
-                                 websocket.query_params, websocket.scope.get("subprotocols", []))
+        subprotocol = authorize(websocket)
         options = deepgram.parse_query(websocket.query_params)
     except StreamscribeError as exc:
         await reject(websocket, exc)

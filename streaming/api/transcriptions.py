@@ -27,7 +27,7 @@ from ..batch.url_fetch import download, is_url
 from ..errors import InvalidParameter, StreamscribeError, TranscriptionError
 from ..languages import parse_language_set
 from ..model.transcriber import TranscribeOptions
-from .auth import check_auth
+from .auth import authorize
 from .uploads import read_form
 
 GRANULARITIES = ("segment", "word")
@@ -171,7 +171,7 @@ def _close(audio: AudioFile, handle: BinaryIO) -> None:
 
 async def _handle(request: Request, task: str) -> Response:
     state = request.app.state.streamscribe
-    check_auth(state.config.api_keys, request.headers, request.query_params)
+    authorize(request)
     form = await read_form(request, state.config.batch)
     try:
         params = parse_params(form, task, beam_size=state.config.model.beam_size)
@@ -239,13 +239,13 @@ def _model_entries(state) -> list[dict]:
 
 async def list_models(request: Request) -> JSONResponse:
     state = request.app.state.streamscribe
-    check_auth(state.config.api_keys, request.headers, request.query_params)
+    authorize(request)
     return JSONResponse({"object": "list", "data": _model_entries(state)})
 
 
 async def get_model(request: Request) -> JSONResponse:
     state = request.app.state.streamscribe
-    check_auth(state.config.api_keys, request.headers, request.query_params)
+    authorize(request)
     wanted = request.path_params["model"]
     state.engine.local_name(wanted)  # raises ModelNotFound
     return JSONResponse(next(e for e in _model_entries(state) if e["id"] == wanted))

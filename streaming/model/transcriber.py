@@ -11,6 +11,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..errors import InvalidParameter
+
 SAMPLE_RATE = 16_000
 
 
@@ -89,6 +91,12 @@ class ModelInfo:
     multilingual: bool
     backend: str
     details: dict = field(default_factory=dict)
+
+    def check_language(self, language: str | None) -> None:
+        """Raise InvalidParameter unless this model can transcribe `language` (None: detect)."""
+        if language not in (None, "en") and not self.multilingual:
+            raise InvalidParameter(f"model {self.name!r} is English-only; language={language!r} "
+                                   "needs a multilingual model", param="language")
 
 
 @runtime_checkable

@@ -45,10 +45,7 @@ class FasterWhisperTranscriber:
 
     def _language(self, audio: np.ndarray, options: TranscribeOptions) -> str | None:
         if options.language is not None:
-            if not self._info.multilingual and options.language != "en":
-                raise InvalidParameter(
-                    f"model {self._info.name!r} is English-only; language "
-                    f"{options.language!r} needs a multilingual model", param="language")
+            self._info.check_language(options.language)
             return options.language
         if not self._info.multilingual:
             return "en"

@@ -122,6 +122,9 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: tuple[str, ...] = ()
+    # On SIGTERM/SIGINT: how long open streams and running requests may take to finish
+    # (STREAMSCRIBE_DRAIN_S); keep it below the orchestrator's kill timeout.
+    drain_s: float = 30.0
     model: ModelConfig = field(default_factory=ModelConfig)
     vad: VadConfig = field(default_factory=VadConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
@@ -143,7 +146,7 @@ class ServerConfig:
                 sub = _from_env(type(value), env, f"{ENV_PREFIX}{f.name.upper()}_")
                 config = replace(config, **{f.name: sub})
         top = {}
-        for key in ("host", "port"):
+        for key in ("host", "port", "drain_s"):
             raw = env.get(f"{ENV_PREFIX}{key.upper()}")
             if raw is not None:
                 top[key] = _convert(raw, type(getattr(config, key)), f"{ENV_PREFIX}{key.upper()}")

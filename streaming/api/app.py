@@ -6,6 +6,7 @@ import contextlib
 import logging
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -14,6 +15,7 @@ from ..config import ServerConfig
 from ..errors import StreamscribeError
 from ..model.engine import Engine
 from . import listen, realtime, transcriptions, twilio, web
+from .middleware import RequestTracking
 from .state import AppState, state_of
 
 log = logging.getLogger("streamscribe")
@@ -26,7 +28,16 @@ async def healthz(request: Request) -> JSONResponse:
                      "busy_seconds": round(s.stats.busy_seconds, 3)}
               for name, s in state.engine.loaded().items()}
     return JSONResponse({"status": "ok", "default_model": state.engine.default,
-                         "models": models, "active_streams": listen.active_streams(request.app)})
+                         "models": models, "active_streams": state.lifecycle.open_streams,
+                         "requests_in_flight": state.lifecycle.requests})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """200 while the model is loaded and the server is not draining; 503 otherwise."""
+    lifecycle = state_of(request).lifecycle
+    return JSONResponse({"ready": lifecycle.ready, "model_loaded": lifecycle.model_loaded,
+                         "draining": lifecycle.draining},
+                        status_code=200 if lifecycle.ready else 503)
 
 
 async def error_handler(request: Request, exc: StreamscribeError) -> JSONResponse:
@@ -37,10 +48,12 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> Starlette:
     """The one ASGI app. Pass an `engine` to share loaded models (tests, in-process CLI)."""
     engine = engine or Engine(config.model)
     owns_engine = not engine.loaded()
+    state = AppState(config=config, engine=engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         await engine.start()
+        state.lifecycle.model_loaded = True
         log.info("model %s ready", engine.default)
         try:
             yield
@@ -48,9 +61,10 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> Starlette:
             if owns_engine:
                 await engine.close()
 
-    routes = [Route("/healthz", healthz), *listen.routes(), *web.routes(), *transcriptions.routes(),
-              *twilio.routes(), *realtime.routes()]
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *listen.routes(),
+              *web.routes(), *transcriptions.routes(), *twilio.routes(), *realtime.routes()]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={StreamscribeError: error_handler})
-    app.state.streamscribe = AppState(config=config, engine=engine)
+                    exception_handlers={StreamscribeError: error_handler},
+                    middleware=[Middleware(RequestTracking, lifecycle=state.lifecycle)])
+    app.state.streamscribe = state
     return app

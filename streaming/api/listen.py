@@ -3,7 +3,8 @@
 Checks (auth, query, model) happen before the upgrade, so a bad request gets an HTTP
 status and a JSON body. After the upgrade, one task reads client frames into the
 `LiveStream` and another sends its events; a bad frame gets an `Error` message and the
-stream goes on.
+stream goes on. Reading goes on until the client leaves, also while the last finals are
+made after CloseStream.
 """
 
 from __future__ import annotations
@@ -17,19 +18,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..config import StreamConfig
 from ..core.events import StreamWarning
 from ..errors import ProtocolError, StreamscribeError
 from ..model.scheduler import TranscriptionScheduler
 from ..protocols import deepgram
 from .auth import authorize
+from .lifecycle import SHUTDOWN_CODE, SHUTDOWN_REASON, Lifecycle
 from .live_stream import LiveStream
 from .state import AppState, state_of
 
 log = logging.getLogger("streamscribe.listen")
-
-
-def active_streams(app) -> int:
-    return getattr(app.state, "active_streams", 0)
 
 
 async def reject(websocket: WebSocket, error: StreamscribeError, status: int | None = None) -> None:
@@ -80,63 +79,117 @@ async def listen(websocket: WebSocket) -> None:
     stream, model_name = opened
     await websocket.accept(subprotocol=subprotocol)
     encoder = deepgram.DeepgramEncoder(model_name, stream.session.channel_count)
-    app = websocket.app
-    app.state.active_streams = active_streams(app) + 1
-    digest = hashlib.sha256()
-    sender = asyncio.create_task(_send(websocket, stream, encoder))
+    with state.lifecycle.stream("deepgram"):
+        await _converse(websocket, stream, encoder, state.config.stream, state.lifecycle)
+
+
+async def _converse(websocket: WebSocket, stream: LiveStream, encoder: deepgram.DeepgramEncoder,
+                    config: StreamConfig, lifecycle: Lifecycle) -> None:
+    """Read and send until the last final is out, then Metadata and the close frame.
+
+    Ends early when the client disconnects. When the server drains, the stream is closed
+    as if the client had sent CloseStream, and the close code is 1001."""
+    reader = _Reader(websocket, stream, config)
+    receiving = asyncio.create_task(reader.run())
+    sending = asyncio.create_task(_send(websocket, stream, encoder))
+    stopping = asyncio.create_task(lifecycle.stopping.wait())
+    code, reason = 1000, ""
     try:
-        await _receive(websocket, stream, state.config.stream, digest)
-        await sender
-        if not sender.result():
+        pending: set[asyncio.Task] = {receiving, sending, stopping}
+        while sending in pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if receiving in done:
+                receiving.result()
+                return                      # the client went away; nothing is left to tell it
+            if stopping in done:
+                code, reason = SHUTDOWN_CODE, SHUTDOWN_REASON
+                await reader.close()
+        if not sending.result():
             return
-        metadata = encoder.metadata(stream.session.duration, digest.hexdigest(), {
+        metadata = encoder.metadata(stream.session.duration, reader.digest.hexdigest(), {
             "partials_dropped": stream.partials_dropped + stream.partials_skipped})
         await websocket.send_text(json.dumps(metadata))
-        await websocket.close(code=1000)
-    except (WebSocketDisconnect, RuntimeError):
-        pass  # the client went away; nothing is left to tell it
+        await websocket.close(code=code, reason=reason)
+    except WebSocketDisconnect:
+        pass
     finally:
         stream.abort()
-        sender.cancel()
-        app.state.active_streams = active_streams(app) - 1
+        for task in (receiving, sending, stopping):
+            task.cancel()
+        await asyncio.gather(receiving, sending, stopping, return_exceptions=True)
 
 
-async def _receive(websocket: WebSocket, stream: LiveStream, config, digest) -> None:
-    """Read client frames until CloseStream, disconnect, or idle timeout."""
-    while True:
-        try:
-            message = await asyncio.wait_for(websocket.receive(), config.idle_timeout_s)
-        except asyncio.TimeoutError:
-            stream.warn(StreamWarning(
-                "idle_timeout", f"no audio or KeepAlive for {config.idle_timeout_s:g} s; closing"))
-            await stream.close()
-            return
-        if message["type"] == "websocket.disconnect":
-            stream.abort()
-            return
+class _Reader:
+    """Reads client frames into the stream until the client disconnects.
+
+    After CloseStream (or the idle timeout, or the server's drain) it goes on reading while
+    the last finals are made, so the connection stays healthy: KeepAlive is taken, WebSocket
+    pings are answered, and audio gets an Error instead of being silently dropped."""
+
+    def __init__(self, websocket: WebSocket, stream: LiveStream, config: StreamConfig) -> None:
+        self.websocket = websocket
+        self.stream = stream
+        self.config = config
+        self.digest = hashlib.sha256()
+        self.closing = False
+        self._late_frames = 0
+        # held while a message is handled, so a drain's close never lands inside a feed
+        self._lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._close()
+
+    async def _close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            await self.stream.close()
+
+    async def run(self) -> None:
+        idle = self.config.idle_timeout_s
+        while True:
+            try:
+                message = await (self.websocket.receive() if self.closing
+                                 else asyncio.wait_for(self.websocket.receive(), idle))
+            except asyncio.TimeoutError:
+                self.stream.warn(StreamWarning(
+                    "idle_timeout", f"no audio or KeepAlive for {idle:g} s; closing"))
+                await self.close()
+                continue
+            if message["type"] == "websocket.disconnect":
+                return
+            async with self._lock:
+                await self._handle(message)
+
+    async def _handle(self, message: dict) -> None:
         data = message.get("bytes")
         if data is not None:
-            if len(data) == 0:  # Deepgram's legacy close: an empty binary frame
-                await stream.close()
-                return
-            if len(data) > config.max_frame_bytes:
-                stream.warn(StreamWarning(
+            if self.closing:
+                self._late_frames += 1
+                if self._late_frames == 1:       # once: a client streaming on would flood
+                    self.stream.warn(StreamWarning(
+                        "audio_after_close", "audio sent after CloseStream is not transcribed; "
+                        "the stream is closing"))
+            elif len(data) == 0:             # Deepgram's legacy close: an empty binary frame
+                await self._close()
+            elif len(data) > self.config.max_frame_bytes:
+                self.stream.warn(StreamWarning(
                     "frame_too_large", f"binary frame of {len(data)} bytes exceeds "
-                    f"{config.max_frame_bytes}; it was not accepted (split audio into smaller frames)"))
-                continue
-            digest.update(data)
-            await stream.feed(data)
-            continue
+                    f"{self.config.max_frame_bytes}; it was not accepted (split audio into "
+                    "smaller frames)"))
+            else:
+                self.digest.update(data)
+                await self.stream.feed(data)
+            return
         try:
             command = deepgram.parse_client_text(message.get("text") or "")
         except ProtocolError as exc:
-            stream.warn(StreamWarning(exc.code, exc.message))
-            continue
-        if isinstance(command, deepgram.Finalize):
-            await stream.finalize()
-        elif isinstance(command, deepgram.CloseStream):
-            await stream.close()
+            self.stream.warn(StreamWarning(exc.code, exc.message))
             return
+        if isinstance(command, deepgram.Finalize) and not self.closing:
+            await self.stream.finalize()
+        elif isinstance(command, deepgram.CloseStream):
+            await self._close()
 
 
 async def _send(websocket: WebSocket, stream: LiveStream, encoder) -> bool:

@@ -38,7 +38,8 @@ from ..protocols.realtime import (
     parse_command,
 )
 from .auth import check_auth
-from .listen import active_streams, reject, stream_model
+from .lifecycle import SHUTDOWN_CODE, SHUTDOWN_REASON
+from .listen import reject, stream_model
 from .live_stream import LiveStream
 from .state import AppState, state_of
 
@@ -101,11 +102,12 @@ class RealtimeSession:
     async def run(self) -> None:
         await self.send([self.session_message("session.created")])
         try:
-            await self._receive()
+            drained = await self._receive()
             if self.stream is not None and self._sender is not None:
                 await self.stream.close()
                 await self._sender
-            await self.websocket.close(code=1000)
+            code, reason = (SHUTDOWN_CODE, SHUTDOWN_REASON) if drained else (1000, "")
+            await self.websocket.close(code=code, reason=reason)
         except (WebSocketDisconnect, RuntimeError):
             pass  # the client went away; nothing is left to tell it
         finally:
@@ -114,20 +116,23 @@ class RealtimeSession:
             if self._sender is not None:
                 self._sender.cancel()
 
-    async def _receive(self) -> None:
-        """Read client events until the client leaves or falls idle."""
+    async def _receive(self) -> bool:
+        """Read client events until the client leaves or falls idle, or the server drains
+        (then True)."""
         idle = self.state.config.stream.idle_timeout_s
         while True:
             try:
-                frame = await asyncio.wait_for(self.websocket.receive(), idle)
+                frame = await self.state.lifecycle.receive(self.websocket, idle)
             except TimeoutError:
                 await self.send([error_event(new_id("event"), "idle_timeout",
                                              f"no event for {idle:g} s; closing")])
-                return
+                return False
+            if frame is None:
+                return True
             if frame["type"] == "websocket.disconnect":
                 if self.stream is not None:
                     self.stream.abort()
-                return
+                return False
             message = None
             try:
                 message = decode(frame.get("text"))
@@ -204,12 +209,8 @@ async def realtime(websocket: WebSocket) -> None:
         await reject(websocket, exc, status=400 if isinstance(exc, ModelNotFound) else None)
         return
     await websocket.accept(subprotocol=subprotocol)
-    app = websocket.app
-    app.state.active_streams = active_streams(app) + 1
-    try:
+    with state.lifecycle.stream("realtime"):
         await RealtimeSession(websocket, state, dialect, settings, scheduler).run()
-    finally:
-        app.state.active_streams = active_streams(app) - 1
 
 
 def routes() -> list[WebSocketRoute]:

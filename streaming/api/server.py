@@ -1,18 +1,25 @@
-"""Run the app with uvicorn: in the foreground (CLI) or on a background thread (tests, bench)."""
+"""Run the app with uvicorn: in the foreground (CLI) or on a background thread (tests, bench).
+
+Shutdown (SIGTERM, SIGINT, or `BackgroundServer.stop`) drains first: see `lifecycle.py`.
+A second Ctrl-C stops waiting.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import socket
 import threading
 from typing import Iterator
 
 import uvicorn
+from starlette.applications import Starlette
 
 from ..config import ServerConfig
 from ..model.engine import Engine
 from .app import create_app
+from .state import AppState
 
 
 class _DenialResponseFilter(logging.Filter):
@@ -35,8 +42,27 @@ def uvicorn_config(app, host: str, port: int, log_level: str = "info") -> uvicor
                           ws_ping_timeout=20, timeout_graceful_shutdown=5)
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn, but shutdown waits for open streams and requests (up to `drain_s`) before
+    uvicorn's own, which closes whatever is still open (WebSockets with 1012)."""
+
+    def __init__(self, app: Starlette, host: str, port: int, log_level: str = "info") -> None:
+        super().__init__(uvicorn_config(app, host, port, log_level))
+        self.state: AppState = app.state.streamscribe
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        lifecycle = self.state.lifecycle
+        lifecycle.draining = True                 # readiness first, then stop accepting
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        await lifecycle.drain(self.state.config.drain_s, abandon=lambda: self.force_exit)
+        await super().shutdown(sockets)
+
+
 def serve(config: ServerConfig) -> None:
-    uvicorn.Server(uvicorn_config(create_app(config), config.host, config.port)).run()
+    DrainingServer(create_app(config), config.host, config.port).run()
 
 
 class BackgroundServer:
@@ -45,8 +71,7 @@ class BackgroundServer:
     def __init__(self, config: ServerConfig, engine: Engine | None = None,
                  log_level: str = "warning") -> None:
         self.app = create_app(config, engine)
-        self._server = uvicorn.Server(uvicorn_config(self.app, config.host, config.port,
-                                                     log_level))
+        self._server = DrainingServer(self.app, config.host, config.port, log_level)
         self._thread = threading.Thread(target=self._run, name="streamscribe-server", daemon=True)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None

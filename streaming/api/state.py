@@ -6,19 +6,21 @@ endpoints without a cycle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 from starlette.requests import HTTPConnection
 
 from ..config import ServerConfig
 from ..model.engine import Engine
+from .lifecycle import Lifecycle
 
 
 @dataclass
 class AppState:
     config: ServerConfig
     engine: Engine
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
 
 
 def state_of(connection: HTTPConnection) -> AppState:

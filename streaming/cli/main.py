@@ -25,7 +25,8 @@ def _serve(args: argparse.Namespace) -> int:
         model = replace(model, cpu_threads=args.threads)
     if args.upstream:
         model = replace(model, upstreams=",".join(args.upstream))
-    config = replace(config, host=args.host or config.host, port=args.port or config.port,
+    port = config.port if args.port is None else args.port      # 0: any free port
+    config = replace(config, host=args.host or config.host, port=port,
                      model=model)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     serve(config)

@@ -26,7 +26,7 @@ from .webhook import post_transcript
 
 log = logging.getLogger("streamscribe.twilio")
 
-CallStatus = Literal["live", "completed", "timeout", "disconnected", "failed"]
+CallStatus = Literal["live", "completed", "timeout", "disconnected", "failed", "shutdown"]
 Message = dict[str, Any]
 
 SUBSCRIBER_QUEUE = 1024           # messages buffered per event subscriber before it is dropped

@@ -23,8 +23,9 @@ from ...languages import parse_language
 from ...protocols import twilio as proto
 from ..auth import authorize, check_auth
 from ..listen import reject, stream_model
+from ..lifecycle import SHUTDOWN_CODE, SHUTDOWN_REASON
 from ..live_stream import LiveStream
-from ..state import state_of
+from ..state import AppState, state_of
 from .calls import Call, CallStatus, registry_of
 
 log = logging.getLogger("streamscribe.twilio")
@@ -95,7 +96,6 @@ async def media_stream(websocket: WebSocket) -> None:
     """One media stream from Twilio, until `stop`, a hang-up, a fatal message or idleness;
     what was heard is transcribed to the end even when the caller hung up abruptly."""
     state = state_of(websocket)
-    keys = state.config.api_keys
     deferred_auth = False
     subprotocol = None
     try:
@@ -106,7 +106,13 @@ async def media_stream(websocket: WebSocket) -> None:
             return
         deferred_auth = True          # Twilio: the key comes in start.customParameters.token
     await websocket.accept(subprotocol=subprotocol)
+    with state.lifecycle.stream("twilio"):
+        await _receive_call(websocket, state, deferred_auth)
 
+
+async def _receive_call(websocket: WebSocket, state: AppState, deferred_auth: bool) -> None:
+    """Read one media stream until stop, hang-up, a fatal error, idleness or the drain."""
+    keys = state.config.api_keys
     registry = registry_of(websocket)
     protocol = proto.MediaStream()
     call: Call | None = None
@@ -116,10 +122,14 @@ async def media_stream(websocket: WebSocket) -> None:
     try:
         while True:
             try:
-                message = await asyncio.wait_for(websocket.receive(), state.config.stream.idle_timeout_s)
+                message = await state.lifecycle.receive(websocket,
+                                                        state.config.stream.idle_timeout_s)
             except asyncio.TimeoutError:
                 status, close = "timeout", (1000, "no message for "
                                             f"{state.config.stream.idle_timeout_s:g} s")
+                break
+            if message is None:         # drain: what was heard is transcribed below
+                status, close = "shutdown", (SHUTDOWN_CODE, SHUTDOWN_REASON)
                 break
             if message["type"] == "websocket.disconnect":
                 status, close = "disconnected", None

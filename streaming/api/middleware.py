@@ -1,0 +1,35 @@
+"""ASGI middleware around the whole app: HTTP requests in flight, for the drain.
+
+Probes (`/healthz`, `/readyz`, `/metrics`) are not counted: they are answered while
+draining and must not hold it up. While the server drains, a new request for work on a
+connection that was already open is refused with 503 `server_shutting_down`.
+"""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..errors import Overloaded
+from .lifecycle import Lifecycle
+
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class RequestTracking:
+    def __init__(self, app: ASGIApp, lifecycle: Lifecycle) -> None:
+        self.app = app
+        self.lifecycle = lifecycle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PROBES:
+            await self.app(scope, receive, send)
+            return
+        if self.lifecycle.draining:
+            error = Overloaded("the server is shutting down; retry on another instance",
+                               code="server_shutting_down")
+            await JSONResponse(error.to_openai(), status_code=503,
+                               headers={"Connection": "close"})(scope, receive, send)
+            return
+        with self.lifecycle.request():
+            await self.app(scope, receive, send)

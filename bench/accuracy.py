@@ -24,7 +24,7 @@ from streaming.audio import wav_bytes
 from streaming.eval import corpus
 from streaming.eval.scoring import CHARACTER_LANGUAGES, corpus_error_rate, error_rate
 
-from . import metrics, streams
+from . import compare, metrics, streams
 
 STREAMS_AT_ONCE = 2
 
@@ -91,11 +91,22 @@ def group_rates(rows: list[dict], key) -> list[dict]:
 
 
 def run(context) -> dict:
+    """Ours, then (one after the other: accuracy does not depend on the machine's load)
+    the baseline when there is one."""
     settings = context.settings
-    target = context.target
     items, skipped = eligible(settings)
     context.log(f"accuracy: {len(items)} items ({sum(i.duration_s for i in items):.0f} s), "
                 f"{len(skipped)} skipped")
+    out = {**measure(context.target, settings, items, context.log), "skipped": skipped}
+    if context.baseline:
+        out["baseline"] = {**measure(context.baseline, settings, items, context.log),
+                           "skipped": skipped}
+        out["comparison"] = compare.accuracy(out, out["baseline"])
+    return out
+
+
+def measure(target, settings, items: list[corpus.Item], log) -> dict:
+    """Both paths of one server on `items`: per-item rows and pooled rates per group."""
     rows = [{"id": item.id, "category": item.category, "language": item.language,
              "origin": item.origin, "duration_s": item.duration_s,
              "references": item.references()} for item in items]
@@ -106,9 +117,9 @@ def run(context) -> dict:
                 row["batch"] = transcribe_batch(client, target.http_url, item, settings.model)
             except httpx.HTTPError as exc:
                 batch_error = f"batch path failed: {type(exc).__name__}: {exc}"
-                context.log(batch_error)
+                log(batch_error)
                 break
-    context.log("accuracy: batch path done, streaming path ...")
+    log(f"accuracy ({target.label}): batch path done, streaming path ...")
     runs = asyncio.run(transcribe_all_streaming(target.ws_url, items, settings.accuracy_speed,
                                                 settings.endpointing_ms))
     for item, row, run_ in zip(items, rows, runs):
@@ -127,7 +138,7 @@ def run(context) -> dict:
          *[{**r, "_g": "human English en_* (WER)"} for r in human_en]],
         key=lambda r: (r["_g"],))
     return {
-        "items": len(rows), "skipped": skipped, "audio_seconds": sum(r["duration_s"] for r in rows),
+        "items": len(rows), "audio_seconds": sum(r["duration_s"] for r in rows),
         "stream_speed": settings.accuracy_speed or "unpaced", "batch_error": batch_error,
         "overall": overall,
         "by_category_language": group_rates(rows, key=lambda r: (r["category"], r["language"])),

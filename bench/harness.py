@@ -1,8 +1,16 @@
-"""Runs the suites: settings, the server under test, results files, the report.
+"""Runs the suites: settings, the servers under test, results files, the report.
 
 `main(argv)` is `python -m bench` and `streamscribe bench`. Unless `--url` names a running
 server, our server is started as a subprocess (`streamscribe serve` on 127.0.0.1, a free
 port) so that its CPU time and memory can be read from /proc without counting the client.
+
+`--baseline REV` (a git revision or a checkout's path, see baseline.py) starts that
+revision's server the same way, beside ours, on another free port. The latency,
+concurrency and accuracy suites then run their workloads on both (`Context.targets`),
+taking turns so that the machine's noise falls on both alike; the other suites run on
+ours only. Both are spoken to only through the public wire protocol (`/v1/listen`,
+`/v1/audio/transcriptions`, `/healthz`), so any revision with those endpoints can serve as
+the baseline.
 """
 
 from __future__ import annotations
@@ -19,10 +27,11 @@ from pathlib import Path
 
 from streaming.eval.corpus import REPO
 
-from . import processes
+from . import baseline, processes
 
-SUITES = ("accuracy", "latency", "concurrency", "batch", "peer")
+SUITES = ("accuracy", "latency", "concurrency", "batch", "peer", "soak")
 QUICK_SUITES = ("accuracy", "latency", "concurrency", "batch")
+COMPARED_SUITES = ("accuracy", "latency", "concurrency")   # run on the baseline too
 
 
 @dataclass(frozen=True)
@@ -37,11 +46,15 @@ class Settings:
     workers: int = 1
     beam_size: int = 1
     endpointing_ms: int = 600
+    # Time on 2 cores: latency + concurrency with a baseline is about 15 min: per server 2
+    # rounds of the 51 s latency stream, and levels of 24-43 s streams (stopping after the
+    # first saturated one), each bounded by its streams + 120 s for the last finals.
     concurrency_levels: tuple[int, ...] = (1, 2, 4, 8, 16)
     concurrency_utterances: int = 4       # per stream
     latency_utterances: int = 6
+    latency_rounds: int = 2               # the latency stream, per server (ABBA with a baseline)
     pause_s: float = 1.5                  # silence between utterances in a stream
-    latency_bound_s: float = 1.5          # p95 final latency that defines the concurrency limit
+    latency_bound_s: float = 1.5          # floor of the concurrency limit's p95 bound
     accuracy_items: tuple[str, ...] = ()  # empty: every mono 16 kHz item of the corpus
     accuracy_speed: float = 0.0           # 0: stream as fast as the server takes it
     batch_files: tuple[str, ...] = ("long_en_two_cities_p1_p3",)
@@ -49,16 +62,20 @@ class Settings:
     peer_levels: tuple[int, ...] = (1, 2, 4)
     peer_utterances: int = 4
     peer_drain_s: float = 30.0            # silence a client sends at most, waiting for last finals
+    soak_streams: int = 4
+    soak_minutes: float = 3.0
+    soak_seed: int = 1
 
     @classmethod
     def for_mode(cls, quick: bool, **overrides) -> "Settings":
         if quick:
             base = cls(quick=True, suites=QUICK_SUITES, concurrency_levels=(1, 2),
-                       concurrency_utterances=2, latency_utterances=2,
+                       concurrency_utterances=2, latency_utterances=2, latency_rounds=1,
                        accuracy_items=("en_jfk_inaugural", "es_pico_cheetah_test_es",
                                        "zh_aishell_BAC009S0724W0121"),
                        batch_files=("en_jfk_inaugural",), batch_repeats=1,
-                       peer_levels=(1,), peer_utterances=2, peer_drain_s=10.0)
+                       peer_levels=(1,), peer_utterances=2, peer_drain_s=10.0,
+                       soak_streams=2, soak_minutes=0.5)
         else:
             base = cls()
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
@@ -66,10 +83,11 @@ class Settings:
 
 @dataclass
 class Target:
-    """A running server of ours: where to reach it and which process to watch."""
+    """A running server: where to reach it, which process to watch, what to call it."""
 
     http_url: str
     pid: int | None
+    label: str = "candidate"
 
     @property
     def ws_url(self) -> str:
@@ -82,22 +100,30 @@ class Context:
     target: Target
     work_dir: Path                      # logs, peer scratch files
     results: dict = field(default_factory=dict)   # suite -> result of this run
+    baseline: Target | None = None
+    baseline_checkout: baseline.Checkout | None = None
+
+    def targets(self) -> list[Target]:
+        """Ours, then the baseline when there is one."""
+        return [self.target, *([self.baseline] if self.baseline else [])]
 
     def log(self, message: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def start_ours(settings: Settings, work_dir: Path) -> processes.ServerProcess:
+def start_server(tree: Path, settings: Settings, log_path: Path) -> processes.ServerProcess:
+    """`streamscribe serve` of the code in `tree` (it alone on PYTHONPATH, run from it), on
+    127.0.0.1 and a free port, with the settings' model, threads, workers and VAD."""
     port = processes.free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1",
+    env = {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1",
            "STREAMSCRIBE_MODEL_COMPUTE_TYPE": settings.compute_type,
            "STREAMSCRIBE_MODEL_BEAM_SIZE": str(settings.beam_size),
            "STREAMSCRIBE_VAD_ENDPOINTING_MS": str(settings.endpointing_ms)}
-    command = [sys.executable, "-m", "streaming.cli", "serve", "--host", "127.0.0.1",
+    command = [*baseline.server_command(tree), "serve", "--host", "127.0.0.1",
                "--port", str(port), "--model", settings.model,
                "--threads", str(settings.cpu_threads), "--workers", str(settings.workers)]
-    server = processes.ServerProcess("streamscribe", command, env, work_dir / "server-ours.log",
-                                     port=port)
+    server = processes.ServerProcess(f"streamscribe ({tree})", command, env, log_path,
+                                     port=port, cwd=tree)
     return server.start(lambda: processes.http_ok(f"http://127.0.0.1:{port}/healthz"))
 
 
@@ -119,9 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="benchmark this running server instead of starting one")
     parser.add_argument("--server-pid", type=int,
                         help="with --url: the process whose CPU and memory to report")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also run that revision's server (a git revision of this "
+                             "repository, or a checkout's path) on the latency, concurrency "
+                             "and accuracy workloads, taking turns with ours; the report shows "
+                             "both and the ratio candidate / baseline")
     parser.add_argument("--model", help="model both sides use (default base)")
     parser.add_argument("--levels", help="concurrency levels, e.g. 1,2,4,8")
     parser.add_argument("--peer-levels", help="peer concurrency levels, e.g. 1,2,4")
+    parser.add_argument("--soak-streams", type=int, help="soak: streams at once (default 4)")
+    parser.add_argument("--soak-minutes", type=float, help="soak: duration (default 3)")
+    parser.add_argument("--seed", type=int, help="soak: random seed of the faults (default 1)")
     parser.add_argument("--results-dir", type=Path, help="where <date>-<suite>.json go")
     parser.add_argument("--docs", type=Path,
                         help="the markdown report to regenerate (default docs/benchmarks.md; "
@@ -132,18 +166,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _health(http_url: str) -> dict | None:
-    """What the server says it runs (models loaded, ...), stored with the results."""
-    import urllib.request
-    try:
-        with urllib.request.urlopen(f"{http_url}/healthz", timeout=10) as response:
-            return json.load(response)
-    except (OSError, ValueError):
-        return None
-
-
 def _ints(text: str | None) -> tuple[int, ...] | None:
     return tuple(int(x) for x in text.split(",")) if text else None
+
+
+def _start_targets(args: argparse.Namespace, settings: Settings, work_dir: Path,
+                   servers: list[processes.ServerProcess]) -> Context:
+    """Ours (or the running one `--url` names), then the baseline's server if asked for;
+    every server started is appended to `servers` at once, so the caller can stop it."""
+    checkout = baseline.prepare(args.baseline) if args.baseline else None
+    if args.url:
+        target = Target(args.url.rstrip("/"), args.server_pid)
+    else:
+        servers.append(start_server(REPO, settings, work_dir / "server-ours.log"))
+        target = Target(f"http://127.0.0.1:{servers[-1].port}", servers[-1].pid)
+    context = Context(settings, target, work_dir)
+    context.log(f"server under test: {target.http_url} (pid {target.pid})")
+    if checkout:
+        notes = baseline.dependency_notes(checkout.path)
+        if notes:
+            context.log("WARNING: the baseline declares dependencies this environment does not "
+                        "satisfy; it runs with what is installed here: " + "; ".join(notes))
+        server = start_server(checkout.path, settings, work_dir / "server-baseline.log")
+        servers.append(server)
+        context.baseline = Target(f"http://127.0.0.1:{server.port}", server.pid,
+                                  label=f"baseline {checkout.label}")
+        context.baseline_checkout = checkout
+        context.log(f"baseline: {checkout.label} from {checkout.path}: {context.baseline.http_url} "
+                    f"(pid {server.pid})")
+    return context
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = Settings.for_mode(args.quick, suites=suites, model=args.model,
                                  concurrency_levels=_ints(args.levels),
-                                 peer_levels=_ints(args.peer_levels))
+                                 peer_levels=_ints(args.peer_levels),
+                                 soak_streams=args.soak_streams, soak_minutes=args.soak_minutes,
+                                 soak_seed=args.seed)
     results_dir = args.results_dir or (REPO / "bench" / "results" / ("tmp" if args.quick else ""))
     docs = args.docs or (results_dir / "benchmarks.md" if args.quick else REPO / "docs" /
                          "benchmarks.md")
@@ -174,16 +227,22 @@ def main(argv: list[str] | None = None) -> int:
     print("settings:", json.dumps(asdict(settings)))
     print("machine:", json.dumps(machine))
     started = time.perf_counter()
-    server = None
-    if args.url:
-        target = Target(args.url.rstrip("/"), args.server_pid)
-    else:
-        server = start_ours(settings, work_dir)
-        target = Target(f"http://127.0.0.1:{server.port}", server.pid)
-    server_info = _health(target.http_url)
+    servers: list[processes.ServerProcess] = []
+    try:
+        context = _start_targets(args, settings, work_dir, servers)
+    except (ValueError, RuntimeError, TimeoutError, OSError) as exc:
+        for server in servers:
+            server.stop()
+        print(f"cannot start the servers: {exc}", file=sys.stderr)
+        return 2
+    server_info = processes.http_json(f"{context.target.http_url}/healthz")
     print("server:", json.dumps(server_info))
-    context = Context(settings, target, work_dir)
-    context.log(f"server under test: {target.http_url} (pid {target.pid})")
+    baseline_record = None
+    if context.baseline:
+        baseline_record = {**context.baseline_checkout.describe(),
+                           "url": context.baseline.http_url,
+                           "healthz_at_start": processes.http_json(
+                               f"{context.baseline.http_url}/healthz")}
     failures = 0
     date = dt.date.today().isoformat()
     try:
@@ -203,14 +262,16 @@ def main(argv: list[str] | None = None) -> int:
                       "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                       "seconds": round(time.perf_counter() - t0, 1), "command": command,
                       "settings": asdict(settings), "machine": machine,
-                      "server": {"url": target.http_url, "started_by_harness": server is not None,
+                      "server": {"url": context.target.http_url,
+                                 "started_by_harness": not args.url,
                                  "healthz_at_start": server_info},
+                      "baseline": baseline_record if suite in COMPARED_SUITES else None,
                       "machine_load_end": list(os.getloadavg()), "result": data}
             context.results[suite] = record
             path = report.write_result(results_dir, date, suite, record)
             context.log(f"suite {suite} {status} in {record['seconds']} s -> {path}")
     finally:
-        if server:
+        for server in servers:
             server.stop()
     if not args.no_report:
         report.render(results_dir, docs)

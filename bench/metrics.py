@@ -19,7 +19,7 @@ import numpy as np
 
 from streaming.eval.scoring import corpus_error_rate, tokens
 
-from .streams import Event, StreamRun, Utterance
+from .streams import RATE, Event, StreamRun, Utterance
 
 MARGIN_S = 0.3
 
@@ -161,6 +161,11 @@ def stream_error_rate(runs: list[StreamRun], with_last_partial: bool = False) ->
               run.stream.language if run.stream.language != "multi" else "en")
              for run in runs if run.stream.utterances]
     return corpus_error_rate(pairs) if pairs else None
+
+
+def audio_seconds(run: StreamRun) -> float:
+    """Seconds of audio the client sent (the stream, plus any silence it sent after)."""
+    return run.sent[-1][0] / RATE if run.sent else 0.0
 
 
 def _ratio(a: float, b: float) -> float | None:

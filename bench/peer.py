@@ -187,7 +187,8 @@ def comparison(ours: dict, theirs: dict) -> list[list[str]]:
     total = sum(lv["utterances"] for lv in ours["levels"])
     rows.append(["utterances never finalized, all levels", f"{lost_o} of {total}",
                  f"{lost_t} of {total}", "–"])
-    rows.append([f"concurrency limit (p95 < {ours['bound_s']} s, none lost)", str(ours["limit"]),
+    rows.append([f"concurrency limit (p95 ≤ max({ours['bound_floor_s']} s, 2 × own 1-stream "
+                 "median), none lost)", str(ours["limit"]),
                  str(theirs["limit"]), ratio(ours["limit"], theirs["limit"])])
     rows.append([f"server CPU, {one}", num(o1["server"]["cpu_percent"], 0, " %"),
                  num(t1["server"]["cpu_percent"], 0, " %"),
@@ -211,7 +212,7 @@ def run(context) -> dict:
     model_dir = resolve_model(settings.model).path
     levels = settings.peer_levels
     sweep_args = dict(utterances=settings.peer_utterances, pause_s=settings.pause_s,
-                      bound_s=settings.latency_bound_s, log=context.log, stop_on_fail=False)
+                      floor_s=settings.latency_bound_s, log=context.log, stop_on_fail=False)
 
     context.log(f"peer: streamscribe, levels {levels}")
     asyncio.run(latency.warm_up(context.target.ws_url))
@@ -219,9 +220,10 @@ def run(context) -> dict:
         streams.run_deepgram, context.target.ws_url, speed=1.0, chunk_ms=20,
         params={"endpointing": settings.endpointing_ms}, drain_s=settings.peer_drain_s,
         done=all_finalized)
-    ours = concurrency.sweep(ours_driver, levels, pid=context.target.pid,
-                             stats=lambda: concurrency.scheduler_stats(context.target.http_url),
-                             **sweep_args)
+    ours = concurrency.sweep({"streamscribe": concurrency.Side(
+        ours_driver, context.target.pid,
+        functools.partial(concurrency.scheduler_stats, context.target.http_url))},
+        levels, **sweep_args)["streamscribe"]
 
     server = start_server(python, root, model_dir, threads=settings.cpu_threads,
                           max_clients=max(levels) + 1,
@@ -237,7 +239,8 @@ def run(context) -> dict:
             return {"unavailable": f"its server started but a stream failed: {warm.error}; "
                                    f"log:\n{server.log_tail()}"}
         time.sleep(5)  # its per-client thread finishes the call it was in
-        theirs = concurrency.sweep(theirs_driver, levels, pid=server.pid, **sweep_args)
+        theirs = concurrency.sweep({"WhisperLive": concurrency.Side(theirs_driver, server.pid)},
+                                   levels, **sweep_args)["WhisperLive"]
     finally:
         server.stop()
     rows = comparison(ours, theirs)

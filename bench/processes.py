@@ -1,12 +1,14 @@
 """Servers under test as subprocesses, and their CPU time and memory read from /proc.
 
 No psutil: `/proc/<pid>/stat` gives user+system CPU ticks, `/proc/<pid>/status` VmRSS.
-A process's children (threads are included in the parent's numbers) are followed
-through `/proc/<pid>/task/*/children`.
+A process's threads are included in its own numbers; its live children are followed
+through `/proc/<pid>/task/*/children`, and children that ended and were waited for are in
+its cutime/cstime, so a process tree's CPU time never goes backwards when one exits.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import signal
@@ -47,13 +49,14 @@ def process_tree(pid: int) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds used so far by `pid` and its live children."""
+    """User + system CPU seconds used so far by `pid`, all its threads, its live children
+    and the children it has waited for."""
     total = 0
     for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])   # utime, stime
-        except (OSError, IndexError):
+            total += sum(int(f) for f in fields[11:15])   # utime, stime, cutime, cstime
+        except (OSError, IndexError, ValueError):
             pass
     return total / CLOCK_TICKS
 
@@ -72,43 +75,75 @@ def rss_bytes(pid: int) -> int:
 
 class ResourceMonitor:
     """Samples a process tree's RSS every `interval_s` between start() and stop();
-    CPU is the difference of cumulative CPU seconds, as a share of one core."""
+    CPU is the difference of cumulative CPU seconds: `cpu_seconds`, and as a share of one
+    core. With `keep_samples`, `samples` holds (seconds since start, RSS MB) pairs."""
 
-    def __init__(self, pid: int | None, interval_s: float = 0.25) -> None:
+    def __init__(self, pid: int | None, interval_s: float = 0.25,
+                 keep_samples: bool = False) -> None:
         self.pid = pid
         self.interval_s = interval_s
+        self.keep_samples = keep_samples
+        self.samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.peak_rss = 0
         self._cpu0 = self._t0 = 0.0
         self.result: dict = {}
 
+    def _record(self) -> None:
+        rss = rss_bytes(self.pid)
+        self.peak_rss = max(self.peak_rss, rss)
+        if self.keep_samples:
+            self.samples.append((round(time.perf_counter() - self._t0, 2), rss / 2**20))
+
     def _sample(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.peak_rss = max(self.peak_rss, rss_bytes(self.pid))
+            self._record()
 
     def start(self) -> "ResourceMonitor":
         if self.pid is None:
             return self
-        self.peak_rss = rss_bytes(self.pid)
         self._cpu0, self._t0 = cpu_seconds(self.pid), time.perf_counter()
+        self._record()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> dict:
         if self.pid is None:
-            self.result = {"cpu_percent": None, "peak_rss_mb": None, "rss_end_mb": None}
-            return self.result
-        self._stop.set()
-        self._thread.join()
-        wall = time.perf_counter() - self._t0
-        cpu = cpu_seconds(self.pid) - self._cpu0
-        end_rss = rss_bytes(self.pid)
-        self.result = {"cpu_percent": 100.0 * cpu / wall if wall else None,
-                       "peak_rss_mb": max(self.peak_rss, end_rss) / 2**20,
-                       "rss_end_mb": end_rss / 2**20}
+            self.result = {"cpu_percent": None, "cpu_seconds": None, "wall_seconds": None,
+                           "peak_rss_mb": None, "rss_end_mb": None}
+        else:
+            self._stop.set()
+            self._thread.join()
+            wall = time.perf_counter() - self._t0
+            cpu = cpu_seconds(self.pid) - self._cpu0
+            self._record()
+            self.result = {"cpu_percent": 100.0 * cpu / wall if wall else None,
+                           "cpu_seconds": cpu, "wall_seconds": wall,
+                           "peak_rss_mb": self.peak_rss / 2**20,
+                           "rss_end_mb": self.samples[-1][1] if self.samples
+                           else rss_bytes(self.pid) / 2**20}
+        if self.keep_samples:
+            self.result["samples"] = self.samples
         return self.result
+
+
+def usage_per_audio(usages: list[dict], audio_seconds: float) -> dict:
+    """Several monitors' results of one server as one: CPU seconds summed, and divided by
+    the audio seconds streamed (`cpu_per_audio_s`), CPU share over the summed wall time,
+    the highest peak RSS."""
+    known = [u for u in usages if u.get("cpu_seconds") is not None]
+    if not known:
+        return {"cpu_percent": None, "cpu_seconds": None, "wall_seconds": None,
+                "peak_rss_mb": None, "rss_end_mb": None, "audio_seconds": audio_seconds,
+                "cpu_per_audio_s": None}
+    cpu = sum(u["cpu_seconds"] for u in known)
+    wall = sum(u["wall_seconds"] for u in known)
+    return {"cpu_percent": 100.0 * cpu / wall if wall else None, "cpu_seconds": cpu,
+            "wall_seconds": wall, "peak_rss_mb": max(u["peak_rss_mb"] for u in known),
+            "rss_end_mb": known[-1]["rss_end_mb"], "audio_seconds": audio_seconds,
+            "cpu_per_audio_s": cpu / audio_seconds if audio_seconds else None}
 
 
 @dataclass
@@ -120,13 +155,15 @@ class ServerProcess:
     env: dict[str, str]
     log_path: Path
     port: int | None = None
+    cwd: Path | None = None
     process: subprocess.Popen | None = None
 
     def start(self, ready, timeout_s: float = 180.0) -> "ServerProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(self.command, env=self.env, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        cwd=self.cwd)
         log.close()
         deadline = time.monotonic() + timeout_s
         while not ready():
@@ -159,6 +196,15 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+def http_json(url: str) -> dict | None:
+    """The JSON body of a GET (a server's /healthz), or None when it does not answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.load(response)
+    except (OSError, ValueError):
+        return None
 
 
 def http_ok(url: str) -> bool:

@@ -2,7 +2,9 @@
 
 Each suite's result is one JSON file, `<results>/<date>-<suite>.json`. The report is
 rebuilt from the newest file of each suite, so every section names the command and the
-date of the run it comes from, and shows its settings and machine.
+date of the run it comes from, and shows its settings and machine. A suite run with
+`--baseline` holds the baseline's figures under `baseline` and the side-by-side rows
+(compare.py) under `comparison`; its section shows them first.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from .concurrency import SATURATED
 
-SUITE_ORDER = ("accuracy", "latency", "concurrency", "batch", "peer")
+SUITE_ORDER = ("accuracy", "latency", "concurrency", "batch", "peer", "soak")
 
 
 def write_result(results_dir: Path, date: str, suite: str, record: dict) -> Path:
@@ -73,10 +75,28 @@ def provenance(record: dict) -> str:
     machine = record["machine"]
     load = ", ".join(f"{x:.2f}" for x in machine.get("load_average", []))
     load_end = ", ".join(f"{x:.2f}" for x in record.get("machine_load_end", []))
-    return (f"*Run {record['finished_utc']} ({record['seconds']} s), `{record['command'].strip()}`, "
-            f"results `{record['_file']}`. Machine: {machine['cores']} cores, "
-            f"{machine['cpu_model']}, {machine['memory_gb']} GB; load average at start "
-            f"{load}, at the end of this suite {load_end}.*")
+    text = (f"*Run {record['finished_utc']} ({record['seconds']} s), "
+            f"`{record['command'].strip()}`, results `{record['_file']}`. Machine: "
+            f"{machine['cores']} cores, {machine['cpu_model']}, {machine['memory_gb']} GB; "
+            f"load average at start {load}, at the end of this suite {load_end}.*")
+    base = record.get("baseline")
+    if base:
+        notes = base.get("dependency_notes") or []
+        text += (f"\n\n*Baseline: `{base['revision']}`"
+                 + (f" (`{base['sha'][:10]}`)" if base.get("sha") else "")
+                 + f", its own server started the same way from `{base['path']}` with this "
+                 "environment's packages; "
+                 + ("dependencies declared by that revision and not met here: "
+                    + "; ".join(notes) if notes else "its declared dependencies are all met")
+                 + ". Ratio = candidate (this tree) / baseline.*")
+    return text
+
+
+def comparison_table(rows: list[dict]) -> str:
+    """compare.py rows: measure, candidate, baseline, candidate / baseline."""
+    return table(["measure", "candidate", "baseline", "candidate / baseline"],
+                 [[r["measure"], num(r["candidate"], r["digits"], r["unit"]),
+                   num(r["baseline"], r["digits"], r["unit"]), num(r["ratio"])] for r in rows])
 
 
 # ---------------------------------------------------------------- plots
@@ -107,8 +127,9 @@ def plot_latency(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_concurrency(sweeps: dict[str, dict], bound_s: float, path: Path) -> None:
-    """sweeps: label -> concurrency sweep result (ours, and the peer's when present)."""
+def plot_concurrency(sweeps: dict[str, dict], path: Path) -> None:
+    """sweeps: label -> concurrency sweep result (ours, and the other side's when present),
+    each with its own p95 bound drawn in its colour."""
     plt = _plt()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     ticks = set()
@@ -124,7 +145,8 @@ def plot_concurrency(sweeps: dict[str, dict], bound_s: float, path: Path) -> Non
                    label=label)
         right.plot(n, [lv["server"]["peak_rss_mb"] / 10 for lv in levels], "^:", color=color,
                    label=f"{label} peak RSS (MB / 10)")
-    left.axhline(bound_s, color="grey", lw=0.8, ls=":", label=f"bound {bound_s} s")
+        left.axhline(sweep["bound_s"], color=color, lw=0.8, ls=":",
+                     label=f"{label} bound {sweep['bound_s']:.2f} s")
     left.set_ylabel("end of speech → final (s)")
     right.set_ylabel("CPU % of one core; ▲ RSS MB/10")
     for ax in (left, right):
@@ -168,6 +190,10 @@ def section_accuracy(record: dict, img: Path, rel: str) -> str:
     if r.get("batch_error"):
         parts.append(f"\n**Batch path unavailable:** {r['batch_error']}")
     parts.append("")
+    if r.get("comparison"):
+        parts += ["Candidate vs baseline (error rates in %, each server's own batch and "
+                  "streaming paths):", "", comparison_table(r["comparison"]), "",
+                  "The candidate in detail:", ""]
     parts.append(table(["set", "n", "metric", "batch", "streaming", "ratio"],
                        [[g["group"][0], g["n"], g["metric"], pct(g["batch"]), pct(g["streaming"]),
                          num(g["ratio"])] for g in r["overall"]]))
@@ -227,16 +253,23 @@ def section_latency(record: dict, img: Path, rel: str) -> str:
     r = record["result"]
     server = r["server"]
     parts = ["## 2. Latency: one real-time stream", provenance(record), "",
-             f"{len(r['per_utterance'])} human English utterances from the corpus, "
+             f"{len(r['per_utterance']) // r.get('rounds', 1)} human English utterances from "
+             "the corpus, "
              f"{record['settings']['pause_s']} s of silence between them, "
              f"{r['stream_seconds']:.0f} s stream sent in {r['chunk_ms']} ms chunks at real "
              "time. End and start of speech come from the corpus audio (each clip's trailing "
              "and leading silence trimmed by an energy threshold), never from the server. "
              "Latency = arrival of the message − the moment the chunk holding that audio "
              "sample was sent. Flicker compares normalized words.", ""]
+    if r.get("comparison"):
+        parts += [f"The stream was sent {r['rounds']} time(s) to each server, taking turns "
+                  "(candidate, baseline, baseline, candidate, ...); utterances of all rounds "
+                  "are pooled per server.", "", comparison_table(r["comparison"]), "",
+                  "The candidate in detail:", ""]
     parts.append(table(["measure", "value"], _latency_rows(r)))
     parts += ["", f"Server during the stream: CPU {num(server['cpu_percent'], 0)} % of one "
-              f"core, peak RSS {num(server['peak_rss_mb'], 0)} MB."]
+              f"core, {num(server.get('cpu_per_audio_s'), 3)} CPU seconds per second of audio "
+              f"streamed, peak RSS {num(server['peak_rss_mb'], 0)} MB."]
     if r["errors"]:
         parts += ["", "Stream errors: " + "; ".join(r["errors"])]
     plot_latency(r, img / "latency.png")
@@ -247,13 +280,20 @@ def section_latency(record: dict, img: Path, rel: str) -> str:
 def concurrency_table(sweep: dict) -> str:
     return table(
         ["streams", "final p50", "final p95", "final max", "finals lost", "partials/utt",
-         "partials dropped", "server CPU", "peak RSS", "WER"],
+         "partials dropped", "server CPU", "CPU s / audio s", "peak RSS", "WER"],
         [[lv["streams"], num(lv["final_latency_s"]["p50"], 2, " s"),
           num(lv["final_latency_s"]["p95"], 2, " s"), num(lv["final_latency_s"]["max"], 2, " s"),
           f"{lv['finals_lost']} of {lv['utterances']}", num(lv["partials_per_utterance"], 1),
           "–" if lv.get("partials_dropped") is None else lv["partials_dropped"],
-          num(lv["server"]["cpu_percent"], 0, " %"), num(lv["server"]["peak_rss_mb"], 0, " MB"),
-          pct(lv["wer"])] for lv in sweep["levels"]])
+          num(lv["server"]["cpu_percent"], 0, " %"), num(lv["server"].get("cpu_per_audio_s"), 3),
+          num(lv["server"]["peak_rss_mb"], 0, " MB"), pct(lv["wer"])] for lv in sweep["levels"]])
+
+
+def _limit(sweep: dict) -> str:
+    top = " (the highest level measured)" if sweep.get("limit_is_top_level") else ""
+    return (f"{sweep['limit']}{top}, with p95 ≤ {num(sweep['bound_s'])} s "
+            f"(max({num(sweep.get('bound_floor_s', sweep['bound_s']), 1)} s, 2 × its "
+            "1-stream median))")
 
 
 def section_concurrency(record: dict, img: Path, rel: str) -> str:
@@ -261,12 +301,25 @@ def section_concurrency(record: dict, img: Path, rel: str) -> str:
     parts = ["## 3. Concurrency", provenance(record), "",
              f"N real-time streams at once, each {r['utterances_per_stream']} corpus utterances "
              f"with {r['pause_s']} s pauses, stream k starting k×{r['stagger_s']} s later. "
-             "Levels stop after the first one that is saturated (p95 over "
-             f"{SATURATED:g}× the bound, or a final lost). Server CPU is "
-             "a share of one core (200 % = both cores).", "",
-             f"**Largest N with p95 final latency < {r['bound_s']} s and no final lost: "
-             f"{r['limit']}.**", "", concurrency_table(r)]
-    plot_concurrency({"streamscribe": r}, r["bound_s"], img / "concurrency.png")
+             "A server's levels stop after the first one that is saturated (p95 over "
+             f"{SATURATED:g}× its bound, or a final lost). Server CPU is "
+             "a share of one core (200 % = both cores); CPU s / audio s is the server's "
+             "CPU seconds (all its threads and child processes, from /proc) per second of "
+             "audio streamed to it at that level.", "",
+             "The limit is the largest N with no final lost and p95 final latency within "
+             "max(floor, 2 × the same server's median at N = 1), every smaller level too.", ""]
+    sweeps = {"candidate": r}
+    if r.get("baseline"):
+        sweeps["baseline"] = r["baseline"]
+        parts += ["At each level the two servers take turns (who goes first alternates), the "
+                  "other one idle.", "",
+                  f"**Limit: candidate {_limit(r)}; baseline {_limit(r['baseline'])}.**", "",
+                  comparison_table(r["comparison"]), "", "Candidate per level:", "",
+                  concurrency_table(r), "", "Baseline per level:", "",
+                  concurrency_table(r["baseline"])]
+    else:
+        parts += [f"**Limit: {_limit(r)}.**", "", concurrency_table(r)]
+    plot_concurrency(sweeps, img / "concurrency.png")
     parts += ["", f"![latency and CPU vs streams]({rel}/concurrency.png)"]
     return "\n".join(parts)
 
@@ -294,14 +347,64 @@ def section_peer(record: dict, img: Path, rel: str) -> str:
                                     r["comparison"]), "",
               "Per level (streamscribe):", "", concurrency_table(r["ours"]), "",
               "Per level (WhisperLive):", "", concurrency_table(r["theirs"])]
-    plot_concurrency({"streamscribe": r["ours"], "WhisperLive": r["theirs"]},
-                     r["ours"]["bound_s"], img / "peer.png")
+    plot_concurrency({"streamscribe": r["ours"], "WhisperLive": r["theirs"]}, img / "peer.png")
     parts += ["", f"![ours vs WhisperLive]({rel}/peer.png)"]
     return "\n".join(parts)
 
 
+def plot_soak(result: dict, path: Path) -> None:
+    plt = _plt()
+    samples = result["rss_samples"]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.plot([t / 60 for t, _ in samples], [mb for _, mb in samples], color="tab:blue")
+    ax.axvline(result["load_ended_s"] / 60, color="grey", lw=0.8, ls=":",
+               label="load ends; settle, then one clean stream")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("server RSS (MB)")
+    ax.set_title(f"Soak: {result['soak_streams']} streams with random faults")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def section_soak(record: dict, img: Path, rel: str) -> str:
+    r = record["result"]
+    by_fault = ", ".join(f"{k} {v}" for k, v in sorted(r["by_fault"].items()))
+    lost = ", ".join(f"{k} {v}" for k, v in r["finals_lost_by_fault"].items())
+    parts = ["## 6. Soak: streams with random faults", provenance(record), "",
+             f"{r['soak_streams']} clients for {r['seconds'] / 60:g} min (seed {r['seed']}), "
+             "each sending one short real-time stream after another (1–2 corpus utterances) "
+             "and ending each in a randomly chosen way: CloseStream (`clean`), CloseStream "
+             "then KeepAlive every 0.5 s while the server flushes, a slow reader (4 KB "
+             "receive buffer, a pause after each message), or, after a random share of "
+             "its audio, a TCP close without a close frame, a TCP reset, or a WebSocket close "
+             "frame. The first three must get every final and the Metadata. See "
+             "`bench/soak.py`.", "",
+             table(["measure", "value"], [
+                 ["streams (by ending)", f"{r['streams']} ({by_fault})"],
+                 ["audio streamed", num(r["audio_seconds"], 0, " s")],
+                 ["finals lost", f"**{r['finals_lost']}** of {r['finals_expected']} "
+                                 f"({lost})"],
+                 ["completed streams without Metadata", str(r["metadata_missing"])],
+                 ["server RSS at start / end / peak",
+                  f"{num(r['rss_start_mb'], 0)} / {num(r['rss_end_mb'], 0)} / "
+                  f"{num(r['server']['peak_rss_mb'], 0)} MB"],
+                 ["server RSS growth over the run", num(r["rss_growth_mb"], 1, " MB")],
+                 ["server CPU seconds per audio second", num(r["server"].get("cpu_per_audio_s"), 3)],
+                 ["open streams after (its /healthz)", str(r["active_streams_after"])],
+                 ["served a clean stream afterwards", "yes" if r["served_after"] else "**no**"],
+             ]), "", "Codes seen (server `Error` messages, close codes of the streams that "
+             "were not broken off on purpose, client-side failures):", "",
+             table(["code", "count"], [[f"`{c}`", n] for c, n in r["codes"].items()])]
+    plot_soak(r, img / "soak.png")
+    parts += ["", f"![server RSS during the soak]({rel}/soak.png)"]
+    return "\n".join(parts)
+
+
 SECTIONS = {"accuracy": section_accuracy, "latency": section_latency,
-            "concurrency": section_concurrency, "batch": section_batch, "peer": section_peer}
+            "concurrency": section_concurrency, "batch": section_batch, "peer": section_peer,
+            "soak": section_soak}
 
 
 def headline(records: dict[str, dict]) -> list[list[str]]:
@@ -316,7 +419,21 @@ def headline(records: dict[str, dict]) -> list[list[str]]:
                      f"{num(f['p50'])} / {num(f['p95'])} s"])
     conc = records.get("concurrency", {}).get("result", {})
     if "limit" in conc:
-        rows.append([f"real-time streams with p95 final < {conc['bound_s']} s", str(conc["limit"])])
+        rows.append(["concurrency limit (streams, no final lost, p95 final within its bound)",
+                     _limit(conc)])
+    soak = records.get("soak", {}).get("result", {})
+    if "finals_lost" in soak:
+        rows.append(["soak: finals lost / RSS growth",
+                     f"{soak['finals_lost']} of {soak['finals_expected']} / "
+                     f"{num(soak['rss_growth_mb'], 1, ' MB')}"])
+    for suite in ("latency", "concurrency", "accuracy"):
+        record = records.get(suite, {})
+        for r in (record.get("result") or {}).get("comparison", []):
+            if r["headline"]:
+                rows.append([f"vs baseline `{record['baseline']['revision']}`: {r['measure']}",
+                             f"{num(r['candidate'], r['digits'], r['unit'])} vs "
+                             f"{num(r['baseline'], r['digits'], r['unit'])} "
+                             f"(ratio {num(r['ratio'])})"])
     acc = records.get("accuracy", {}).get("result", {})
     for g in acc.get("overall", []):
         rows.append([f"{g['group'][0]}: streaming / batch", f"{pct(g['streaming'])} / "
@@ -342,10 +459,16 @@ def render(results_dir: Path, docs_path: Path) -> Path:
     rel = os.path.relpath(img, docs_path.parent)
     out = ["# Benchmarks", "",
            "Generated by `streamscribe bench` (`python -m bench`) from the newest result of "
-           "each suite in `bench/results/`; regenerate with `streamscribe bench` (all suites, "
-           "under 20 minutes on 2 cores) or `streamscribe bench --report-only`. Every number "
-           "below comes from the run named in its section, measured on the machine named "
-           "there, against a server the harness started on 127.0.0.1.", ""]
+           "each suite in `bench/results/`; regenerate with `streamscribe bench` or "
+           "`streamscribe bench --report-only`. Every number below comes from the run named "
+           "in its section, measured on the machine named there, against servers the harness "
+           "started on 127.0.0.1. With `--baseline REV`, the accuracy, latency and "
+           "concurrency sections show that revision's server beside this tree's (taking "
+           "turns on the same workloads) and the ratio candidate / baseline; latency + "
+           "concurrency with a baseline take about 15 minutes on 2 cores (latency: 2 rounds "
+           "of a 51 s stream per server; concurrency: N = 1, 2, 4, 8, 16 streams of 24–43 s, "
+           "each server stopping after its first saturated level, each level bounded by its "
+           "streams plus 120 s for the last finals).", ""]
     if not records:
         out.append("No results yet.")
     else:

@@ -7,13 +7,18 @@ are: speed thresholds have no place on a shared 2-core CI machine.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
+import pytest
 
 from bench import metrics, report, streams
 from bench.harness import main
 from bench.peer import whisperlive_events
 from bench.streams import Event, Stream, StreamRun, Utterance
+from streaming.eval.corpus import REPO
 
 
 def utterance(item_id: str, start: float, end: float, text: str) -> Utterance:
@@ -104,8 +109,119 @@ def test_peer_comparison_reads_the_lowest_level_of_each_side():
                 "first_partial_s": latency, "wer": 0.1, "wer_with_last_partial": 0.1,
                 "server": {"cpu_percent": 50.0, "peak_rss_mb": 400.0}}
 
-    ours = {"levels": [level(2, 1.0, 0), level(4, 2.0, 0)], "limit": 2, "bound_s": 1.5}
+    ours = {"levels": [level(2, 1.0, 0), level(4, 2.0, 0)], "limit": 2, "bound_s": 1.5,
+            "bound_floor_s": 1.5}
     theirs = {"levels": [level(2, None, 4), level(4, None, 4)], "limit": 0, "bound_s": 1.5}
     rows = comparison(ours, theirs)
     assert rows[0][0] == "final latency p50, 2 streams" and rows[0][2] == "–"
     assert ["2", "0"] == rows[6][1:3]
+
+
+# ---------------------------------------------------------------- --baseline, CPU, soak
+
+def test_a_git_revision_is_exported_once_and_starts_by_its_own_entry_point(tmp_path):
+    from bench import baseline
+
+    checkout = baseline.prepare("HEAD", root=tmp_path)
+    assert checkout.sha and checkout.path == tmp_path / checkout.sha
+    assert (checkout.path / "pyproject.toml").is_file() and (checkout.path / "streaming").is_dir()
+    marker = checkout.path / ".complete"
+    stamp = marker.stat().st_mtime_ns
+    assert baseline.prepare(checkout.sha, root=tmp_path).path == checkout.path
+    assert marker.stat().st_mtime_ns == stamp
+    assert baseline.dependency_notes(checkout.path) == []
+    command = baseline.server_command(checkout.path)
+    assert "from streaming.cli import main" in command[-1]
+    in_place = baseline.prepare(str(REPO))
+    assert in_place.path == REPO.resolve() and in_place.sha is None
+
+
+def test_a_bad_baseline_is_refused(tmp_path):
+    from bench import baseline
+
+    with pytest.raises(ValueError):
+        baseline.prepare("no-such-revision-here", root=tmp_path)
+    with pytest.raises(ValueError):
+        baseline.prepare(str(tmp_path))   # a directory, but no checkout
+
+
+def test_dependency_notes_name_what_this_environment_lacks(tmp_path):
+    from bench import baseline
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "old"\ndependencies = ["numpy<1", "no-such-package-here>=1", '
+        '"websockets"]\n')
+    notes = baseline.dependency_notes(tmp_path)
+    assert len(notes) == 2
+    assert notes[0].startswith("numpy<1: ") and "not installed" in notes[1]
+
+
+def test_the_concurrency_limit_holds_each_server_to_its_own_one_stream_median():
+    from bench import concurrency
+
+    def level(n: int, p50: float, p95: float, lost: int = 0) -> dict:
+        return {"streams": n, "finals_lost": lost, "errors": [],
+                "final_latency_s": {"p50": p50, "p95": p95}}
+
+    slow = [level(1, 2.0, 2.5), level(2, 3.5, 3.9), level(4, 5.0, 4.1), level(8, 9.0, 9.0)]
+    assert concurrency.bound(slow, 1.5) == 4.0
+    assert concurrency.limit(slow, 4.0) == 2          # 4 streams: p95 4.1 > 4.0
+    fast = [level(1, 0.5, 0.6), level(2, 0.6, 1.5), level(4, 0.7, 1.2, lost=1)]
+    assert concurrency.bound(fast, 1.5) == 1.5        # the floor
+    assert concurrency.limit(fast, 1.5) == 2          # 4 streams lost a final
+
+
+def test_servers_take_turns_abba():
+    from bench.latency import turns
+
+    assert turns(["a", "b"], 3) == ["a", "b", "b", "a", "a", "b"]
+    assert turns(["a"], 2) == ["a", "a"]
+
+
+def test_cpu_seconds_include_children_that_have_exited():
+    from bench.processes import cpu_seconds
+
+    child = subprocess.Popen(["sh", "-c", f"{sys.executable} -c 'sum(range(3 * 10**7))'; "
+                                          "sleep 30"])
+    try:
+        deadline = time.monotonic() + 60
+        while cpu_seconds(child.pid) < 0.05 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert cpu_seconds(child.pid) >= 0.05   # the python child's time, alive or waited for
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_quick_baseline_and_soak_produce_numbers(server, tmp_path):
+    """`--quick --baseline <this tree>`: both servers measured side by side, then a short
+    soak; every figure and ratio is there (no thresholds)."""
+    docs = tmp_path / "benchmarks.md"
+    code = main(["--quick", "--url", server.http_url, "--server-pid", str(os.getpid()),
+                 "--baseline", str(REPO), "--suites", "latency,concurrency,soak",
+                 "--soak-minutes", "0.1", "--soak-streams", "2",
+                 "--results-dir", str(tmp_path), "--docs", str(docs)])
+    records = report.latest(tmp_path)
+    failed = {s: r["result"].get("error") for s, r in records.items() if r["status"] != "ok"}
+    assert code == 0 and not failed, failed
+    latency = records["latency"]
+    assert latency["baseline"]["path"] == str(REPO.resolve())
+    for side in (latency["result"], latency["result"]["baseline"]):
+        assert side["final_latency_s"]["n"] > 0
+        assert side["server"]["cpu_per_audio_s"] > 0 and side["server"]["audio_seconds"] > 0
+    rows = {r["measure"]: r for r in latency["result"]["comparison"]}
+    assert rows["end of speech → final, median"]["ratio"] is not None
+    assert rows["server CPU seconds per audio second, one stream"]["ratio"] is not None
+    concurrency = records["concurrency"]["result"]
+    for side in (concurrency, concurrency["baseline"]):
+        assert side["levels"][0]["streams"] == 1 and side["bound_s"] >= 1.5
+        assert isinstance(side["limit"], int)
+        assert side["levels"][0]["server"]["cpu_per_audio_s"] > 0
+    assert any(r["measure"] == "concurrency limit (streams)" for r in concurrency["comparison"])
+    soak = records["soak"]["result"]
+    assert soak["streams"] > 0 and isinstance(soak["finals_lost"], int)
+    assert soak["rss_samples"] and soak["rss_growth_mb"] is not None
+    assert soak["healthz_after"] and soak["served_after"]
+    text = docs.read_text()
+    assert "candidate / baseline" in text and "## 6. Soak" in text
+    assert (tmp_path / "img" / "soak.png").is_file()

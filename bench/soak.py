@@ -1,0 +1,228 @@
+"""Suite soak: `soak_streams` real-time streams for `soak_minutes`, with random faults.
+
+Each of the N clients loops until the deadline: it picks a short stream (1-2 corpus
+utterances, `streams.utterance_pool`) and a way to end it (`FAULTS`, drawn with a seeded
+random generator, so a run can be repeated), sends it at real time to `/v1/listen`, and
+records what came back. Then it starts the next. Only the public wire protocol is used.
+
+Ways to end a stream:
+- `clean`: CloseStream, read until the server closes.
+- `closestream_keepalive`: CloseStream, then a KeepAlive every 0.5 s while the server
+  flushes (LiveKit's Deepgram plugin does this).
+- `slow_reader`: a 4 KB receive buffer, a one-message client queue, and a pause after every
+  message read; CloseStream at the end. (On loopback the server's send buffer absorbs a
+  few hundred KB, so this tests late delivery more than server back-pressure.)
+- `abrupt_close`: after a random share of the audio, the TCP connection is closed with no
+  WebSocket close frame.
+- `socket_kill`: the same, but reset (SO_LINGER 0: RST), as when a client process dies.
+- `close_frame`: a WebSocket close frame mid-stream, without CloseStream.
+
+The first three must deliver every utterance's final and the Metadata message: a missing
+final is counted in `finals_lost`. For all, the server's `Error` messages, its close codes
+and the client's failures are counted by code. Server RSS is sampled every second (the plot
+in the report). After the deadline each client finishes the stream it is in (bounded by
+`STREAM_TIMEOUT_S`), and after `SETTLE_S` the server must still answer /healthz and
+transcribe one clean stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import struct
+import time
+import urllib.parse
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+from . import metrics, streams
+from .processes import ResourceMonitor, http_json, usage_per_audio
+
+FAULTS = {"clean": 3, "closestream_keepalive": 2, "slow_reader": 2, "abrupt_close": 1,
+          "socket_kill": 1, "close_frame": 1}
+COMPLETING = ("clean", "closestream_keepalive", "slow_reader")
+KEEPALIVE_EVERY_S = 0.5
+SLOW_READ_PAUSE_S = 0.25
+SLOW_RCVBUF = 4096
+STREAM_TIMEOUT_S = 90.0     # from the end of the audio to the server's close
+SETTLE_S = 5.0
+RSS_EVERY_S = 1.0
+PAUSE_S = 1.0               # between utterances of a soak stream
+
+
+@dataclass
+class Outcome:
+    """One soak stream: how it was ended and what the server did."""
+
+    fault: str
+    utterances: int
+    audio_seconds: float
+    finals_lost: int = 0
+    metadata: bool = False
+    codes: list[str] = field(default_factory=list)
+
+
+def _server_codes(run: streams.StreamRun) -> list[str]:
+    return [f"Error/{e.raw.get('code') or e.raw.get('variant')}" for e in run.events
+            if e.kind == "other" and e.raw.get("type") == "Error"]
+
+
+async def _receive(ws, run: streams.StreamRun, pause_s: float) -> None:
+    async for message in ws:
+        if isinstance(message, str):
+            run.events.append(streams.deepgram_event(json.loads(message), time.perf_counter()))
+        if pause_s:
+            await asyncio.sleep(pause_s)
+
+
+def _slow_socket(ws_url: str) -> socket.socket:
+    """A connected socket with a small receive buffer (set before connecting, so the
+    window the server sees is small from the start)."""
+    parts = urllib.parse.urlsplit(ws_url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
+    sock.settimeout(10)
+    sock.connect((parts.hostname, parts.port))
+    sock.setblocking(False)
+    return sock
+
+
+async def soak_stream(ws_url: str, stream: streams.Stream, fault: str, cut: float,
+                      endpointing_ms: int) -> Outcome:
+    """Send `stream` (all of it, or the first `cut` share for the faults that break off),
+    end it as `fault` says, and report what came back."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    completing = fault in COMPLETING
+    sent = stream if completing else replace(stream, pcm=stream.pcm[:int(len(stream.pcm) * cut)])
+    run = streams.StreamRun(stream=sent)
+    outcome = Outcome(fault, len(stream.utterances), len(sent.pcm) / streams.RATE)
+    query = {**streams.DEEPGRAM_PARAMS, "language": stream.language, "endpointing": endpointing_ms}
+    url = f"{ws_url}/v1/listen?{urllib.parse.urlencode(query)}"
+    slow = fault == "slow_reader"
+    options = dict(max_size=None, open_timeout=30, ping_interval=None,
+                   max_queue=1 if slow else 16)
+    broken = False   # set once the client breaks the connection on purpose
+    try:
+        if slow:
+            options["sock"] = _slow_socket(ws_url)
+        async with connect(url, **options) as ws:
+            receiver = asyncio.create_task(_receive(ws, run, SLOW_READ_PAUSE_S if slow else 0))
+            await streams.send_paced(run, lambda piece: ws.send(piece.astype("<i2").tobytes()))
+            broken = not completing
+            if fault == "abrupt_close":
+                ws.transport.close()
+            elif fault == "socket_kill":
+                ws.transport.get_extra_info("socket").setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                ws.transport.abort()
+            elif fault == "close_frame":
+                await ws.close()
+            else:
+                await ws.send(json.dumps({"type": "CloseStream"}))
+                run.closed_at = time.perf_counter()
+                if fault == "closestream_keepalive":
+                    await _keep_alive_until(ws, receiver)
+            try:
+                await asyncio.wait_for(receiver, STREAM_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                receiver.cancel()
+                outcome.codes.append("client/no close within timeout")
+            except Exception:  # the connection we broke on purpose, or the server's close
+                pass
+            if completing or fault == "close_frame":
+                outcome.codes.append(f"close/{ws.close_code}")
+    except InvalidStatus as exc:
+        outcome.codes.append(f"http/{exc.response.status_code}")
+    except Exception as exc:  # counted by class (unless we broke the connection); the soak goes on
+        if not broken:
+            outcome.codes.append(f"client/{type(exc).__name__}")
+    outcome.codes += _server_codes(run)
+    outcome.metadata = any(e.raw.get("type") == "Metadata" for e in run.events)
+    if completing:
+        outcome.finals_lost = sum(t.lost for t in metrics.utterance_timings(run))
+    return outcome
+
+
+async def _keep_alive_until(ws, receiver: asyncio.Task) -> None:
+    deadline = time.monotonic() + STREAM_TIMEOUT_S
+    while not receiver.done() and time.monotonic() < deadline:
+        try:
+            await ws.send(json.dumps({"type": "KeepAlive"}))
+        except Exception:  # closed meanwhile: the receiver has the outcome
+            return
+        await asyncio.wait({receiver}, timeout=KEEPALIVE_EVERY_S)
+
+
+async def _client(ws_url: str, k: int, deadline: float, rng: random.Random, pool: list,
+                  endpointing_ms: int, outcomes: list[Outcome]) -> None:
+    await asyncio.sleep(k * 0.37)   # spread the clients' starts, as the concurrency suite
+    while time.monotonic() < deadline:
+        clips = rng.sample(pool, rng.choice((1, 2)))
+        stream = streams.build_stream(clips, pause_s=PAUSE_S, tail_s=1.5)
+        fault = rng.choices(list(FAULTS), weights=list(FAULTS.values()))[0]
+        outcomes.append(await soak_stream(ws_url, stream, fault, rng.uniform(0.2, 0.8),
+                                          endpointing_ms))
+
+
+async def _soak(ws_url: str, n: int, seconds: float, seed: int,
+                endpointing_ms: int) -> list[Outcome]:
+    pool = streams.utterance_pool()
+    deadline = time.monotonic() + seconds
+    outcomes: list[Outcome] = []
+    await asyncio.gather(*(_client(ws_url, k, deadline, random.Random(seed * 1000 + k), pool,
+                                   endpointing_ms, outcomes) for k in range(n)))
+    return outcomes
+
+
+def summarize(outcomes: list[Outcome]) -> dict:
+    completing = [o for o in outcomes if o.fault in COMPLETING]
+    return {
+        "streams": len(outcomes),
+        "audio_seconds": sum(o.audio_seconds for o in outcomes),
+        "by_fault": dict(Counter(o.fault for o in outcomes)),
+        "finals_expected": sum(o.utterances for o in completing),
+        "finals_lost": sum(o.finals_lost for o in completing),
+        "finals_lost_by_fault": {f: sum(o.finals_lost for o in completing if o.fault == f)
+                                 for f in COMPLETING},
+        "metadata_missing": sum(not o.metadata for o in completing),
+        "codes": dict(sorted(Counter(c for o in outcomes for c in o.codes).items())),
+    }
+
+
+def run(context) -> dict:
+    settings = context.settings
+    target = context.target
+    seconds = settings.soak_minutes * 60
+    context.log(f"soak: {settings.soak_streams} streams for {seconds:.0f} s, seed "
+                f"{settings.soak_seed}")
+    from .latency import warm_up
+    asyncio.run(warm_up(target.ws_url))
+    monitor = ResourceMonitor(target.pid, interval_s=RSS_EVERY_S, keep_samples=True).start()
+    started = time.monotonic()
+    outcomes = asyncio.run(_soak(target.ws_url, settings.soak_streams, seconds,
+                                 settings.soak_seed, settings.endpointing_ms))
+    load_ended_s = time.monotonic() - started
+    time.sleep(SETTLE_S)
+    health = http_json(f"{target.http_url}/healthz")
+    after = asyncio.run(streams.run_deepgram(
+        target.ws_url, streams.workload(1, 1, tail_s=1.5)[0], speed=0,
+        params={"endpointing": settings.endpointing_ms}))
+    usage = monitor.stop()
+    summary = summarize(outcomes)
+    samples = usage.pop("samples")
+    usage = usage_per_audio([usage], summary["audio_seconds"] + metrics.audio_seconds(after))
+    rss = [mb for _, mb in samples]
+    context.log(f"soak: {summary['streams']} streams, finals lost {summary['finals_lost']} of "
+                f"{summary['finals_expected']}, codes {summary['codes']}")
+    return {**summary, "soak_streams": settings.soak_streams, "seconds": seconds,
+            "seed": settings.soak_seed, "load_ended_s": load_ended_s,
+            "server": usage, "rss_samples": samples,
+            "rss_start_mb": rss[0] if rss else None, "rss_end_mb": rss[-1] if rss else None,
+            "rss_growth_mb": rss[-1] - rss[0] if rss else None,
+            "active_streams_after": (health or {}).get("active_streams"),
+            "healthz_after": health is not None,
+            "served_after": not after.error and bool(metrics.final_text(after))}

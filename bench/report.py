@@ -290,10 +290,11 @@ def concurrency_table(sweep: dict) -> str:
 
 
 def _limit(sweep: dict) -> str:
+    if "bound_floor_s" not in sweep:   # results from before the bound followed the server
+        return f"{sweep['limit']}, with p95 < {num(sweep['bound_s'])} s"
     top = " (the highest level measured)" if sweep.get("limit_is_top_level") else ""
     return (f"{sweep['limit']}{top}, with p95 ≤ {num(sweep['bound_s'])} s "
-            f"(max({num(sweep.get('bound_floor_s', sweep['bound_s']), 1)} s, 2 × its "
-            "1-stream median))")
+            f"(max({num(sweep['bound_floor_s'], 1)} s, 2 × its 1-stream median))")
 
 
 def section_concurrency(record: dict, img: Path, rel: str) -> str:

@@ -181,6 +181,9 @@ def test_commit_and_clear_with_server_vad():
     replies, finalize = items.commit()
     assert types(replies) == ["committed", "completed"] and not finalize
     assert replies[1]["transcript"] == ""
+    together = TranscriptionItems("together", manual=False, sample_rate=16000, bytes_per_sample=2)
+    together.appended(16000)
+    assert together.commit() == ([], False)
     items.encode(SpeechStarted(0, 1.0, 0))
     assert items.commit() == ([], True)      # the session's SpeechEnded will commit it
     items.encode(SpeechStarted(0, 4.0, 1))

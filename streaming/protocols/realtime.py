@@ -394,10 +394,12 @@ class TranscriptionItems:
                 "Error committing input audio buffer: buffer too small. Expected at least "
                 f"{MIN_COMMIT_MS}ms of audio, but buffer only has {buffered_s * 1000:.2f}ms "
                 "of audio.")], False
+        if not self.manual and self.dialect == "together":
+            return [], False     # Together: with VAD on, a commit only flushes speech
         item = self._open or _Item(new_id("item"))
         self._open = None
         if not self.manual:
-            # Server VAD heard no speech in the buffer: an item with nothing in it.
+            # OpenAI: server VAD heard no speech in the buffer, an item with nothing in it.
             item.seconds = buffered_s
             return [self._committed(item), *self._completed(item, "")], False
         self._queue.append(item)

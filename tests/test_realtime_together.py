@@ -1,0 +1,190 @@
+"""Together's real-time transcription on our `/v1/realtime`: Pipecat's `TogetherSTTService`
+pointed at the test server, a raw WebSocket client written from Together's API reference,
+and the refusals before the upgrade. Corpus speech, the real model, 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+import websockets
+from pipecat.frames.frames import (
+    EndFrame,
+    Frame,
+    InputAudioRawFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.task import PipelineParams
+from pipecat.pipeline.worker import PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.together.stt import TogetherSTTService
+from pipecat.workers.runner import WorkerRunner
+
+from streaming.config import ServerConfig
+from streaming.eval import corpus
+from streaming.eval.scoring import error_rate
+
+from .conftest import timeout
+
+CLIPS = ("en_lj_LJ001-0002", "en_lj_LJ001-0004")
+HEADERS = {"Authorization": "Bearer not-needed-here", "OpenAI-Beta": "realtime=v1"}
+
+
+class Collector(FrameProcessor):
+    """The end of the pipeline: keeps the transcription frames the STT service pushes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finals: list[TranscriptionFrame] = []
+        self.arrived = asyncio.Event()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, TranscriptionFrame):
+            self.finals.append(frame)
+            self.arrived.set()
+        await self.push_frame(frame, direction)
+
+
+async def test_pipecat_together_stt_service(server):
+    """Pipecat runs its own VAD and commits each turn (`turn_detection=none` in its URL);
+    here the turns are the corpus clips, marked with the frames its VAD would push."""
+    stt = TogetherSTTService(api_key="not-needed-here", base_url=f"{server.ws_url}/v1",
+                             sample_rate=16_000)
+    collector = Collector()
+    task = PipelineWorker(Pipeline([stt, collector]),
+                          params=PipelineParams(audio_in_sample_rate=16_000))
+    workers = WorkerRunner(handle_sigint=False)
+    await workers.add_workers(task)
+    runner = asyncio.create_task(workers.run())
+    try:
+        for clip in CLIPS:
+            samples = corpus.item(clip).mono16k()
+            await task.queue_frame(VADUserStartedSpeakingFrame())
+            for start in range(0, len(samples), 1600):
+                await task.queue_frame(InputAudioRawFrame(
+                    audio=samples[start:start + 1600].astype("<i2").tobytes(),
+                    sample_rate=16_000, num_channels=1))
+                await asyncio.sleep(0.02)
+            await task.queue_frame(VADUserStoppedSpeakingFrame())
+            collector.arrived.clear()
+            async with asyncio.timeout(timeout(90)):
+                await collector.arrived.wait()
+        await task.queue_frame(EndFrame())
+        async with asyncio.timeout(timeout(30)):
+            await runner
+    finally:
+        runner.cancel()
+    assert len(collector.finals) == len(CLIPS)
+    for clip, frame in zip(CLIPS, collector.finals):
+        assert error_rate([corpus.item(clip).text], frame.text) < 0.15, frame.text
+        assert frame.result["type"] == "conversation.item.input_audio_transcription.completed"
+
+
+async def together_session(url: str, pcm: bytes, before: tuple[dict[str, Any], ...] = (),
+                           real_time: bool = False, finals: int = 1) -> list[dict[str, Any]]:
+    """Together's documented client: base64 chunks of 8192 bytes (paced in real time, as
+    its sample does, or as fast as possible), then a commit; every message until `finals`
+    completed events have arrived."""
+    received: list[dict[str, Any]] = []
+    async with websockets.connect(url, additional_headers=HEADERS) as ws:
+        for message in before:
+            await ws.send(json.dumps(message))
+        for start in range(0, len(pcm), 8192):
+            await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                      "audio": base64.b64encode(pcm[start:start + 8192]).decode()}))
+            if real_time:
+                await asyncio.sleep(8192 / 32_000)
+        await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+        async with asyncio.timeout(timeout(120)):
+            async for raw in ws:
+                received.append(json.loads(raw))
+                if sum(m["type"].endswith("completed") for m in received) >= finals:
+                    break
+    return received
+
+
+def corpus_pcm(gap_s: float) -> tuple[bytes, list[str]]:
+    silence = np.zeros(int(gap_s * 16_000), np.int16)
+    parts = [silence]
+    for clip in CLIPS:
+        parts += [corpus.item(clip).mono16k(), silence]
+    return np.concatenate(parts).astype("<i2").tobytes(), [corpus.item(c).text for c in CLIPS]
+
+
+async def test_raw_client_in_togethers_documented_shape(server):
+    pcm, references = corpus_pcm(gap_s=1.5)
+    # `language` is ours (Together detects it): English partials run on the fast model.
+    url = (f"{server.ws_url}/v1/realtime?model=openai/whisper-large-v3"
+           "&input_audio_format=pcm_s16le_16000&language=en")
+    vad = {"type": "server_vad", "threshold": 0.5, "min_silence_duration_ms": 700,
+           "min_speech_duration_ms": 250, "max_speech_duration_s": 20, "speech_pad_ms": 300}
+    messages = await together_session(
+        url, pcm, before=({"type": "transcription_session.updated",
+                           "session": {"turn_detection": vad}},
+                          {"type": "no.such.event"}),
+        real_time=True, finals=len(CLIPS))
+    created = messages[0]
+    assert created["type"] == "session.created"
+    assert created["session"]["object"] == "realtime.session"
+    assert created["session"]["model"] == "openai/whisper-large-v3"
+    updated = [m for m in messages if m["type"] == "transcription_session.updated"]
+    assert updated and updated[0]["session"]["turn_detection"] == vad
+    errors = [m for m in messages if m["type"] == "error"]
+    assert [e["error"]["code"] for e in errors] == ["invalid_value"]
+    assert set(errors[0]["error"]) >= {"message", "type", "param", "code"}
+    completed = [m for m in messages if m["type"].endswith(".completed")]
+    assert len(completed) == len(CLIPS)
+    for reference, message in zip(references, completed):
+        assert error_rate([reference], message["transcript"]) < 0.15, message
+    # With VAD on, each utterance completes by itself; each delta replaces the one before,
+    # so the last delta of an item is most of its transcript.
+    deltas = [m for m in messages if m["type"].endswith(".delta")]
+    assert deltas and all(d["delta"] == d["transcript"] for d in deltas)
+    last = {d["item_id"]: d["delta"] for d in deltas}
+    assert any(error_rate([c["transcript"]], last.get(c["item_id"], "")) < 0.5 for c in completed)
+
+
+async def test_raw_client_with_vad_off_commits_one_item(server):
+    pcm, references = corpus_pcm(gap_s=1.2)
+    url = (f"{server.ws_url}/v1/realtime?model=openai/whisper-large-v3"
+           "&input_audio_format=pcm_s16le_16000&turn_detection=none")
+    messages = await together_session(url, pcm)
+    assert messages[0]["session"]["turn_detection"] is None
+    completed = [m for m in messages if m["type"].endswith(".completed")]
+    committed = [m for m in messages if m["type"] == "input_audio_buffer.committed"]
+    assert len(completed) == 1 and committed[0]["item_id"] == completed[0]["item_id"]
+    assert error_rate([" ".join(references)], completed[0]["transcript"]) < 0.15, completed
+
+
+@pytest.fixture(scope="module")
+def keyed_server(start_server):
+    return start_server(ServerConfig(api_keys=("s3cret",)))
+
+
+@pytest.mark.parametrize("query, headers, status, code", [
+    ("model=openai/whisper-large-v3&input_audio_format=pcm_s16le_16000", {}, 401,
+     "invalid_api_key"),
+    ("model=openai/whisper-large-v3&input_audio_format=pcm_s16le_16000",
+     {"Authorization": "Bearer wrong"}, 401, "invalid_api_key"),
+    ("model=no-such-model&input_audio_format=pcm_s16le_16000",
+     {"Authorization": "Bearer s3cret"}, 400, "model_not_available"),
+    ("model=openai/whisper-large-v3&input_audio_format=opus",
+     {"Authorization": "Bearer s3cret"}, 400, "invalid_parameter"),
+    ("model=gpt-realtime", {"Authorization": "Bearer s3cret"}, 400, "invalid_parameter"),
+])
+async def test_refused_before_the_upgrade(keyed_server, query, headers, status, code):
+    with pytest.raises(websockets.InvalidStatus) as caught:
+        async with websockets.connect(f"{keyed_server.ws_url}/v1/realtime?{query}",
+                                      additional_headers=headers):
+            pass
+    assert caught.value.response.status_code == status
+    error = json.loads(caught.value.response.body)["error"]
+    assert error["code"] == code and error["message"] and "type" in error

@@ -115,6 +115,11 @@ class TwilioConfig:
     language: str = "en"                 # "multi" to detect; a call's customParameters may override
     model: str = ""                      # "" = the server's default model
     max_subscribers: int = 64            # event-WebSocket listeners per call
+    start_timeout_s: float = 5.0         # the `start` message must come this soon after the upgrade
+    # With API keys: False = the key must come with the upgrade (header or ?token=), as from a
+    # proxy in front; True also takes it from `start`'s custom parameter `token` (how Twilio
+    # itself authenticates: it sends no headers and its <Stream> URL takes no query string).
+    token_in_start: bool = True
 
 
 @dataclass(frozen=True)

@@ -67,11 +67,19 @@ def test_invalid_values_name_the_parameter(params, param):
     ("not json", "invalid_json"),
     ("[1, 2]", "invalid_message"),
     ('{"type": "Dance"}', "unknown_message_type"),
+    ("[" * 100_000, "invalid_json"),                     # RecursionError in json.loads
+    ('{"type": "KeepAlive", "x": ' + "[" * 40 + "]" * 40 + "}", "invalid_json"),
+    ('{"type": "KeepAlive", "pad": "' + "x" * 70_000 + '"}', "invalid_json"),
 ])
 def test_bad_client_text_has_a_code(text, code):
     with pytest.raises(ProtocolError) as caught:
         deepgram.parse_client_text(text)
     assert caught.value.code == code
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    text = '{"type": "KeepAlive", "note": "' + "[{" * 100 + '"}'
+    assert isinstance(deepgram.parse_client_text(text), deepgram.KeepAlive)
 
 
 def test_client_messages():

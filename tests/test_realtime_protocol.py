@@ -227,3 +227,10 @@ def test_failures_and_warnings_become_events():
     assert types(failed) == ["failed"] and failed[0]["error"]["message"] == "model crashed"
     error = items.encode(StreamWarning("idle_timeout", "no audio"))[0]
     assert error["type"] == "error" and error["error"]["code"] == "idle_timeout"
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"type": ' + "[" * 50 + "]" * 50 + "}"])
+def test_deeply_nested_events_are_refused_not_recursed(text):
+    with pytest.raises(ProtocolError) as caught:
+        decode(text)
+    assert caught.value.code == "invalid_json"

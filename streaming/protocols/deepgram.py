@@ -23,6 +23,7 @@ from ..core.events import (
 from ..core.session import StreamOptions
 from ..errors import InvalidParameter, ProtocolError
 from ..languages import parse_language
+from .json_text import parse_json_text
 
 # Deepgram parameters that Whisper makes moot (it always punctuates and formats) or that we
 # do not implement; accepted so existing clients run unchanged, and listed in Metadata.
@@ -111,14 +112,15 @@ class CloseStream:
 
 
 ClientMessage = KeepAlive | Finalize | CloseStream
+MAX_TEXT_CHARS = 1 << 16        # control messages are a few dozen characters
 _MESSAGES = {"KeepAlive": KeepAlive, "Finalize": Finalize, "CloseStream": CloseStream}
 
 
 def parse_client_text(text: str) -> ClientMessage:
     try:
-        message = json.loads(text)
-    except ValueError:
-        raise ProtocolError("text frame is not JSON", code="invalid_json") from None
+        message = parse_json_text(text, MAX_TEXT_CHARS)
+    except ValueError as exc:
+        raise ProtocolError(f"text frame {exc}", code="invalid_json") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ProtocolError('text frame must be a JSON object with a string "type"',
                             code="invalid_message")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -31,6 +30,7 @@ from ..core.events import (
 from ..core.session import StreamOptions
 from ..errors import InvalidParameter, ProtocolError
 from ..languages import parse_language
+from .json_text import parse_json_text
 
 Encoding = Literal["linear16", "mulaw", "alaw"]
 Dialect = Literal["openai", "together"]
@@ -126,15 +126,18 @@ class UpdateSession:
 Command = Append | Commit | Clear | UpdateSession
 
 
+MAX_TEXT_CHARS = 2 << 20     # an append event carries up to 1 MB of audio as base64
+
+
 def decode(text: str | None) -> Mapping[str, Any]:
     """A client text frame as a JSON object with a string `type`; raises ProtocolError."""
     if text is None:
         raise ProtocolError("binary frames are not part of this protocol: send audio as "
                             "base64 in input_audio_buffer.append", code="invalid_message")
     try:
-        message = json.loads(text)
-    except ValueError:
-        raise ProtocolError("text frame is not JSON", code="invalid_json") from None
+        message = parse_json_text(text, MAX_TEXT_CHARS)
+    except ValueError as exc:
+        raise ProtocolError(f"text frame {exc}", code="invalid_json") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ProtocolError('the event must be a JSON object with a string "type"',
                             code="invalid_message", param="type")

@@ -16,18 +16,20 @@ Twilio opens a WebSocket to us and sends text frames (https://www.twilio.com/doc
 the field at fault. `MediaStream` holds one connection's state: it checks the order of
 messages and the stream id, and turns each track's media into `TrackAudio` placed on the
 stream's clock: when a track's `timestamp` runs ahead of the audio received on it (Twilio
-skips silent stretches of a track), the gap is filled with μ-law silence, so that every
-track's time, counted in samples, is the call's time. Nothing here does I/O.
+skips silent stretches of a track), the gap is to be filled with μ-law silence, so that every
+track's time, counted in samples, is the call's time. The silence is only counted here
+(`TrackAudio.gap_filled`); the caller makes it, in small pieces. How much a client's
+timestamps can make it add is bounded (`MediaStream`). Nothing here does I/O.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field
 
 from ..errors import ProtocolError
+from .json_text import parse_json_text
 
 __all__ = [
     "Connected",
@@ -49,7 +51,7 @@ __all__ = [
 SAMPLE_RATE = 8000
 TRACKS = ("inbound", "outbound")
 MULAW_SILENCE = b"\xff"          # μ-law code of a zero sample
-MAX_MESSAGE_CHARS = 1 << 20      # Twilio sends 20 ms chunks (~300 characters)
+MAX_MESSAGE_CHARS = 1 << 16      # Twilio sends 20 ms chunks (~300 characters)
 
 
 class TwilioProtocolError(ProtocolError):
@@ -114,11 +116,14 @@ TwilioMessage = Connected | Start | Media | Mark | Dtmf | Stop
 
 @dataclass(frozen=True)
 class TrackAudio:
-    """μ-law bytes to append to `track`; `gap_filled` of them are silence inserted before."""
+    """What to append to `track`: `gap_filled` samples of silence, then the μ-law `payload`.
+
+    `gap_refused_ms`: the part of a timestamp jump that was not filled (see `MediaStream`)."""
 
     track: str
-    mulaw: bytes
+    payload: bytes
     gap_filled: int = 0
+    gap_refused_ms: int = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,13 +170,10 @@ def parse_message(text: str | bytes) -> TwilioMessage:
     """One WebSocket frame from Twilio as a typed message; raises `TwilioProtocolError`."""
     if isinstance(text, (bytes, bytearray)):
         raise TwilioProtocolError("binary frame: Twilio Media Streams sends JSON text frames")
-    if len(text) > MAX_MESSAGE_CHARS:
-        raise TwilioProtocolError(f"message of {len(text)} characters is too large "
-                                  f"(limit {MAX_MESSAGE_CHARS})")
     try:
-        data = json.loads(text)
+        data = parse_json_text(text, MAX_MESSAGE_CHARS)
     except ValueError as exc:
-        raise TwilioProtocolError(f"message is not JSON: {exc}") from None
+        raise TwilioProtocolError(f"message {exc}") from None
     if not isinstance(data, dict):
         raise TwilioProtocolError("message must be a JSON object")
     event = data.get("event")
@@ -249,20 +251,33 @@ class MediaStream:
     and the `Stop`. Errors raise `TwilioProtocolError`; unless `fatal`, the stream goes on
     as if the message had not been sent.
 
-    max_gap_ms   the largest jump of a track's timestamp that is filled with silence; a
-                 larger one is an error (it would make us allocate that much audio)
+    Timestamps cannot make the server do unbounded work: the silence filled into a gap is
+    capped so that no track runs more than `max_lead_ms` ahead of the most audio actually
+    received on any track (Twilio leaves out a silent track while the other one carries
+    the call, so real gaps stay within that bound); the rest of a jump is not filled and
+    reported in `TrackAudio.gap_refused_ms`.
+
+    max_lead_ms         how far a track's clock may run ahead of the audio received
+    max_before_start    messages accepted before `start` (Twilio sends one, `connected`);
+                        one more is a fatal error
     """
 
-    def __init__(self, *, max_gap_ms: int = 600_000) -> None:
-        self.max_gap_ms = max_gap_ms
+    def __init__(self, *, max_lead_ms: int = 2_000, max_before_start: int = 10) -> None:
+        self.max_lead_ms = max_lead_ms
+        self.max_before_start = max_before_start
         self.start: Start | None = None
         self.stopped = False
         self.samples: dict[str, int] = {}          # per track, on the stream's clock
+        self.received: dict[str, int] = {}         # per track, samples that came as payload
         self.messages = 0
         self.errors = 0
 
     def receive(self, text: str | bytes) -> list[Start | TrackAudio | Mark | Dtmf | Stop]:
         self.messages += 1
+        if self.start is None and self.messages > self.max_before_start:
+            self.errors += 1
+            raise TwilioProtocolError(f"{self.messages} messages without a start; Twilio "
+                                      "sends start first", fatal=True)
         try:
             return self._receive(parse_message(text))
         except TwilioProtocolError:
@@ -287,6 +302,7 @@ class MediaStream:
                     param="mediaFormat", fatal=True)
             self.start = message
             self.samples = {track: 0 for track in message.tracks}
+            self.received = dict(self.samples)
             return [message]
         if self.start is None:
             raise TwilioProtocolError(f"{type(message).__name__.lower()} before start")
@@ -305,18 +321,16 @@ class MediaStream:
             raise TwilioProtocolError(f"media on track {media.track!r}, which start did not "
                                       f"announce ({list(self.samples)})", param="track")
         expected = self.samples[media.track]
-        at = media.timestamp_ms * SAMPLE_RATE // 1000
-        gap = at - expected
+        gap = media.timestamp_ms * SAMPLE_RATE // 1000 - expected
         # Chunks arrive 20 ms apart with millisecond timestamps: a few ms of jitter is not a gap.
         if gap * 1000 // SAMPLE_RATE <= 20:
             gap = 0
-        elif gap * 1000 // SAMPLE_RATE > self.max_gap_ms:
-            raise TwilioProtocolError(
-                f"media: timestamp {media.timestamp_ms} ms jumps {gap * 1000 // SAMPLE_RATE} ms "
-                f"past the audio of track {media.track!r} (limit {self.max_gap_ms} ms)",
-                param="timestamp")
-        self.samples[media.track] = expected + gap + len(media.payload)
-        return TrackAudio(media.track, MULAW_SILENCE * gap + media.payload, gap_filled=gap)
+        self.received[media.track] += len(media.payload)
+        limit = max(self.received.values()) + self.max_lead_ms * SAMPLE_RATE // 1000
+        filled = max(0, min(gap, limit - expected - len(media.payload)))
+        self.samples[media.track] = expected + filled + len(media.payload)
+        return TrackAudio(media.track, media.payload, gap_filled=filled,
+                          gap_refused_ms=(gap - filled) * 1000 // SAMPLE_RATE)
 
     def duration(self, track: str) -> float:
         """Seconds of audio on `track` so far, gaps included."""

@@ -76,6 +76,20 @@ class _CallStreams:
                 stream.abort()
 
 
+_SILENCE = proto.MULAW_SILENCE * proto.SAMPLE_RATE          # 1 s
+
+
+async def _append(stream: LiveStream, audio: proto.TrackAudio) -> None:
+    """A timestamp gap's silence, made and fed 1 s at a time so that other connections run
+    in between, then the payload."""
+    remaining = audio.gap_filled
+    while remaining > 0:
+        await stream.feed(_SILENCE[:remaining])
+        remaining -= len(_SILENCE)
+        await asyncio.sleep(0)
+    await stream.feed(audio.payload)
+
+
 async def _open_streams(websocket: WebSocket, start: proto.Start, call: Call) -> _CallStreams:
     """A LiveStream per track, on the model and language the custom parameters (or the
     server's Twilio config) name."""
@@ -101,7 +115,7 @@ async def media_stream(websocket: WebSocket) -> None:
     try:
         subprotocol = authorize(websocket)
     except AuthError as exc:
-        if _credentials_presented(websocket):
+        if _credentials_presented(websocket) or not state.config.twilio.token_in_start:
             await reject(websocket, exc)
             return
         deferred_auth = True          # Twilio: the key comes in start.customParameters.token
@@ -119,14 +133,18 @@ async def _receive_call(websocket: WebSocket, state: AppState, deferred_auth: bo
     streams: _CallStreams | None = None
     status: CallStatus = "completed"
     close = (1000, "")
+    idle_s, start_s = state.config.stream.idle_timeout_s, state.config.twilio.start_timeout_s
+    start_by = asyncio.get_running_loop().time() + start_s
+    gap_reported = False
     try:
         while True:
+            # Until `start` (and its key) has come, the connection gets `start_s` in all.
+            waiting = idle_s if protocol.start else start_by - asyncio.get_running_loop().time()
             try:
-                message = await state.lifecycle.receive(websocket,
-                                                        state.config.stream.idle_timeout_s)
+                message = await state.lifecycle.receive(websocket, max(waiting, 0.0))
             except asyncio.TimeoutError:
-                status, close = "timeout", (1000, "no message for "
-                                            f"{state.config.stream.idle_timeout_s:g} s")
+                status, close = ("timeout", (1000, f"no message for {idle_s:g} s")) \
+                    if protocol.start else ("failed", (1008, f"no start within {start_s:g} s"))
                 break
             if message is None:         # drain: what was heard is transcribed below
                 status, close = "shutdown", (SHUTDOWN_CODE, SHUTDOWN_REASON)
@@ -156,7 +174,14 @@ async def _receive_call(websocket: WebSocket, state: AppState, deferred_auth: bo
             stop = False
             for action in actions:
                 if isinstance(action, proto.TrackAudio):
-                    await streams.streams[action.track].feed(action.mulaw)
+                    await _append(streams.streams[action.track], action)
+                    if action.gap_refused_ms and not gap_reported:
+                        gap_reported = True
+                        log.warning("twilio call %s: a timestamp jumps %d ms past the audio "
+                                    "received; not filled", call.call_sid, action.gap_refused_ms)
+                        call.error("timestamp_gap_refused", f"{action.track}: a timestamp "
+                                   f"jumps {action.gap_refused_ms} ms past the audio received "
+                                   "on any track; that much silence was not inserted")
                 elif isinstance(action, proto.Start):
                     if deferred_auth:
                         token = action.custom_parameters.get("token")

@@ -30,7 +30,7 @@ def run(context) -> dict:
     files = [i.audio for i in items]
     model_dir = str(resolve_model(settings.model).path)
     options = dict(language=languages.pop(), compute_type=settings.compute_type,
-                   cpu_threads=settings.cpu_threads, beam_size=settings.beam_size,
+                   cpu_threads=settings.threads_per_call, beam_size=settings.beam_size,
                    model=settings.model, server_pid=context.target.pid)
     context.log(f"batch: {len(items)} files, {sum(i.duration_s for i in items):.0f} s, "
                 f"{settings.batch_repeats} passes")

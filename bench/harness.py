@@ -25,6 +25,7 @@ import traceback
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from streaming.config import ModelConfig
 from streaming.eval.corpus import REPO
 
 from . import baseline, processes
@@ -42,8 +43,10 @@ class Settings:
     suites: tuple[str, ...] = SUITES
     model: str = "base"
     compute_type: str = "int8"
-    cpu_threads: int = 2
-    workers: int = 1
+    # None: each server runs with its own default (a revision's default is part of what it
+    # ships); set with --threads / --workers to pin both sides.
+    cpu_threads: int | None = None
+    workers: int | None = None
     beam_size: int = 1
     endpointing_ms: int = 600
     # Time on 2 cores: latency + concurrency with a baseline is about 15 min: per server 2
@@ -65,6 +68,11 @@ class Settings:
     soak_streams: int = 4
     soak_minutes: float = 3.0
     soak_seed: int = 1
+
+    @property
+    def threads_per_call(self) -> int:
+        """CPU threads of one model call: as set, else this tree's default."""
+        return self.cpu_threads or ModelConfig().cpu_threads
 
     @classmethod
     def for_mode(cls, quick: bool, **overrides) -> "Settings":
@@ -113,15 +121,19 @@ class Context:
 
 def start_server(tree: Path, settings: Settings, log_path: Path) -> processes.ServerProcess:
     """`streamscribe serve` of the code in `tree` (it alone on PYTHONPATH, run from it), on
-    127.0.0.1 and a free port, with the settings' model, threads, workers and VAD."""
+    127.0.0.1 and a free port, with the settings' model, VAD, and threads and workers
+    where they are set."""
     port = processes.free_port()
     env = {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1",
            "STREAMSCRIBE_MODEL_COMPUTE_TYPE": settings.compute_type,
            "STREAMSCRIBE_MODEL_BEAM_SIZE": str(settings.beam_size),
            "STREAMSCRIBE_VAD_ENDPOINTING_MS": str(settings.endpointing_ms)}
     command = [*baseline.server_command(tree), "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--model", settings.model,
-               "--threads", str(settings.cpu_threads), "--workers", str(settings.workers)]
+               "--port", str(port), "--model", settings.model]
+    if settings.cpu_threads:
+        command += ["--threads", str(settings.cpu_threads)]
+    if settings.workers:
+        command += ["--workers", str(settings.workers)]
     server = processes.ServerProcess(f"streamscribe ({tree})", command, env, log_path,
                                      port=port, cwd=tree)
     return server.start(lambda: processes.http_ok(f"http://127.0.0.1:{port}/healthz"))
@@ -151,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "and accuracy workloads, taking turns with ours; the report shows "
                              "both and the ratio candidate / baseline")
     parser.add_argument("--model", help="model both sides use (default base)")
+    parser.add_argument("--threads", type=int,
+                        help="CPU threads per model call on every server (default: each "
+                             "server's own)")
+    parser.add_argument("--workers", type=int,
+                        help="concurrent model calls on every server (default: each server's own)")
     parser.add_argument("--levels", help="concurrency levels, e.g. 1,2,4,8")
     parser.add_argument("--peer-levels", help="peer concurrency levels, e.g. 1,2,4")
     parser.add_argument("--soak-streams", type=int, help="soak: streams at once (default 4)")
@@ -208,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     settings = Settings.for_mode(args.quick, suites=suites, model=args.model,
+                                 cpu_threads=args.threads, workers=args.workers,
                                  concurrency_levels=_ints(args.levels),
                                  peer_levels=_ints(args.peer_levels),
                                  soak_streams=args.soak_streams, soak_minutes=args.soak_minutes,

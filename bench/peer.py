@@ -225,7 +225,7 @@ def run(context) -> dict:
         functools.partial(concurrency.scheduler_stats, context.target.http_url))},
         levels, **sweep_args)["streamscribe"]
 
-    server = start_server(python, root, model_dir, threads=settings.cpu_threads,
+    server = start_server(python, root, model_dir, threads=settings.threads_per_call,
                           max_clients=max(levels) + 1,
                           log_path=context.work_dir / "server-whisperlive.log")
     try:
@@ -247,7 +247,7 @@ def run(context) -> dict:
     setup = (
         f"WhisperLive 0.10.0 (faster_whisper backend, its defaults: beam 5, its Silero VAD, "
         f"a segment is final when new speech follows or its text repeats > 10 times) with "
-        f"`single_model=True`, `OMP_NUM_THREADS={settings.cpu_threads}`, int8, the same "
+        f"`single_model=True`, `OMP_NUM_THREADS={settings.threads_per_call}`, int8, the same "
         f"CTranslate2 directory as ours (`{settings.model}`). Ours: beam "
         f"{settings.beam_size}, endpointing {settings.endpointing_ms} ms. Same streams "
         f"({settings.peer_utterances} utterances each, {settings.pause_s} s pauses), real "

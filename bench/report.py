@@ -478,8 +478,8 @@ def render(results_dir: Path, docs_path: Path) -> Path:
         out += ["## Summary", "", table(["", "value"], headline(records)), "",
                 "Settings (the same for every suite and for both sides of a comparison): "
                 f"model `{settings['model']}` ({settings['compute_type']}, "
-                f"{settings['cpu_threads']} CPU threads per call, {settings['workers']} "
-                f"worker), beam {settings['beam_size']} on our side, endpointing "
+                f"{settings['cpu_threads'] or 'each server’s default'} CPU threads per call, "
+                f"{settings['workers'] or 'each server’s default'} worker(s)), beam {settings['beam_size']} on our side, endpointing "
                 f"{settings['endpointing_ms']} ms, {settings['pause_s']} s pauses between "
                 f"utterances. {_server_models(any_record)}", "",
                 "<details><summary>All settings</summary>", "", "```json",

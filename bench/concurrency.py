@@ -133,7 +133,7 @@ def scheduler_stats(http_url: str) -> dict | None:
     models = (health or {}).get("models")
     if not isinstance(models, dict):
         return None
-    return {"partials_dropped": sum(m.get("partials_dropped", 0) for m in models.values()),
+    return {"partials_dropped": sum(m.get("partials_shed", 0) for m in models.values()),
             "calls": sum(m.get("calls", 0) for m in models.values())}
 
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import io
 import wave
+from typing import Literal
 
 import numpy as np
 
 from .errors import InvalidParameter
 from .model.transcriber import SAMPLE_RATE
 
-ENCODINGS = {"linear16": 2, "mulaw": 1, "alaw": 1}
+Encoding = Literal["linear16", "mulaw", "alaw"]
+ENCODINGS: dict[str, int] = {"linear16": 2, "mulaw": 1, "alaw": 1}     # encoding -> bytes per sample
 
 
 def _mulaw_table() -> np.ndarray:

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Mapping
 
+from .booleans import parse_bool
 from .errors import ConfigError
 
 ENV_PREFIX = "STREAMSCRIBE_"
@@ -164,7 +165,7 @@ class ServerConfig:
 def _convert(raw: str, kind: type, variable: str):
     try:
         if kind is bool:
-            return raw.lower() in ("1", "true", "yes", "on")
+            return parse_bool(raw)
         return kind(raw)
     except ValueError as exc:
         raise ConfigError(f"{variable}={raw!r}: {exc}") from exc

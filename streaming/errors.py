@@ -14,7 +14,7 @@
     │   └── UrlRefused                url_not_allowed / url_fetch_failed: URL input refused
     ├── UploadTimeout                 upload_timeout (408): the upload stalled
     ├── ProtocolError                 a malformed streaming message (the stream goes on)
-    ├── Overloaded                    server_overloaded (503)
+    ├── Overloaded                    server_overloaded (503); server_shutting_down while draining
     └── TranscriptionError            the backend failed (500 / 502 for remote)
 
 Every error carries the machine-readable `code` that goes on the wire, the HTTP `status`
@@ -22,6 +22,8 @@ used by the REST API and the upgrade rejection, and the `param` it concerns (or 
 """
 
 from __future__ import annotations
+
+import json
 
 
 class StreamscribeError(Exception):
@@ -43,6 +45,17 @@ class StreamscribeError(Exception):
         """The OpenAI error body: {"error": {"message", "type", "param", "code"}}."""
         return {"error": {"message": self.message, "type": self.type,
                           "param": self.param, "code": self.code}}
+
+    @classmethod
+    def from_openai(cls, body: str, status: int, prefix: str = "") -> StreamscribeError | None:
+        """The error an OpenAI error body describes, as this class (with `prefix` before its
+        message); None if `body` is not one."""
+        try:
+            error = json.loads(body)["error"]
+            return cls(prefix + str(error["message"]), code=error.get("code"),
+                       param=error.get("param"), status=status)
+        except (ValueError, KeyError, TypeError):
+            return None
 
 
 class ConfigError(StreamscribeError):

@@ -238,3 +238,16 @@ async def test_a_failing_webhook_is_recorded_and_the_call_still_ends(start_serve
     assert ended["type"] == "call_ended"
     assert ended["call"]["webhook"]["status"] is None and ended["call"]["webhook"]["error"]
     assert ended["call"]["errors"][-1]["code"] == "webhook_failed"
+
+
+async def test_a_media_stream_counts_in_healthz_while_it_is_open(start_server):
+    server = start_server()
+    async with httpx.AsyncClient(base_url=server.http_url) as client:
+        async with websockets.connect(f"{server.ws_url}/v1/twilio") as ws:
+            for message in short_call("CAcounted")[:2]:          # connected, start
+                await ws.send(message)
+            assert (await client.get("/healthz")).json()["active_streams"] == 1
+        deadline = asyncio.get_running_loop().time() + timeout(10)
+        while (await client.get("/healthz")).json()["active_streams"]:
+            assert asyncio.get_running_loop().time() < deadline, "the ended stream still counts"
+            await asyncio.sleep(0.05)

@@ -65,7 +65,6 @@ async def open_stream(websocket: WebSocket, options) -> tuple[LiveStream, str] |
 
 
 async def listen(websocket: WebSocket) -> None:
-
     state = state_of(websocket)
     try:
         subprotocol = authorize(websocket)
@@ -107,7 +106,8 @@ async def _converse(websocket: WebSocket, stream: LiveStream, encoder: deepgram.
         if not sending.result():
             return
         metadata = encoder.metadata(stream.session.duration, reader.digest.hexdigest(), {
-            "partials_dropped": stream.partials_dropped + stream.partials_skipped})
+            "partials_shed": stream.partials_shed,
+            "partials_overflowed": stream.partials_overflowed})
         await websocket.send_text(json.dumps(metadata))
         await websocket.close(code=code, reason=reason)
     except WebSocketDisconnect:

@@ -35,8 +35,8 @@ class LiveStream:
         self._futures: dict[int, asyncio.Future] = {}
         self._ended_at: dict[tuple[int, int], float] = {}   # (channel, utterance) -> wall time
         self._aborted = False
-        self.partials_dropped = 0
-        self.partials_skipped = 0
+        self.partials_shed = 0          # refused by the scheduler (workers busy)
+        self.partials_overflowed = 0    # dropped because the client's send queue was full
 
     # -- input ----------------------------------------------------------------------------
 
@@ -106,7 +106,7 @@ class LiveStream:
         if job.kind == "partial":
             future = self.scheduler.try_partial(job.audio, job.options)
             if future is None:
-                self.partials_skipped += 1
+                self.partials_shed += 1
                 self.session.job_dropped(job.id)
                 return
         else:
@@ -129,6 +129,6 @@ class LiveStream:
                 if ended is not None:
                     event = replace(event, latency_ms=round((now - ended) * 1000, 1))
             elif len(self._out) >= self._limit:
-                self.partials_dropped += 1
+                self.partials_overflowed += 1
                 return
         self._out.append(event)

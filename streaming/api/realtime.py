@@ -18,6 +18,7 @@ from dataclasses import replace
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..audio import ENCODINGS
 from ..config import VadConfig
 from ..errors import InvalidParameter, ModelNotFound, ProtocolError, StreamscribeError
 from ..model.scheduler import TranscriptionScheduler
@@ -181,7 +182,7 @@ class RealtimeSession:
             options = self.settings.stream_options()
             config = replace(self.state.config, vad=self.vad)
             self.stream = LiveStream(self.scheduler, options, config)
-            width = 2 if options.encoding == "linear16" else 1
+            width = ENCODINGS[options.encoding]
             self.items = TranscriptionItems(self.dialect, self.settings.turn_detection is None,
                                             options.sample_rate, width)
             self._sender = asyncio.create_task(self._send_events(self.stream, self.items))

@@ -24,6 +24,7 @@ from ..batch.decode import AudioFile
 from ..batch.formats import RESPONSE_FORMATS, render
 from ..batch.pipeline import transcribe_file, transcribe_pieces
 from ..batch.url_fetch import download, is_url
+from ..booleans import parse_bool
 from ..errors import InvalidParameter, StreamscribeError, TranscriptionError
 from ..languages import parse_language_set
 from ..model.transcriber import TranscribeOptions
@@ -31,7 +32,6 @@ from .auth import authorize
 from .uploads import read_form
 
 GRANULARITIES = ("segment", "word")
-TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,17 @@ def _one(form: FormData, name: str) -> str | None:
     if not isinstance(value, str):
         raise InvalidParameter(f"'{name}' must be a text field, not a file", param=name)
     return value.strip()
+
+
+def _flag(form: FormData, name: str) -> bool:
+    """A boolean field; absent or empty is false."""
+    raw = _one(form, name)
+    if not raw:
+        return False
+    try:
+        return parse_bool(raw)
+    except ValueError:
+        raise InvalidParameter(f"{name} must be true or false", param=name) from None
 
 
 def parse_params(form: FormData, task: str, beam_size: int = 1) -> BatchParams:
@@ -80,14 +91,11 @@ def parse_params(form: FormData, task: str, beam_size: int = 1) -> BatchParams:
                     raise InvalidParameter("timestamp_granularities[] takes 'word' and/or "
                                            "'segment'", param="timestamp_granularities[]")
                 granularities.add(item.strip())
-    stream_raw = (_one(form, "stream") or "").lower()
-    if stream_raw not in TRUE + FALSE:
-        raise InvalidParameter("stream must be true or false", param="stream")
-    stream = stream_raw in TRUE
+    stream = _flag(form, "stream")
     if stream and response_format not in ("json", "text"):
         raise InvalidParameter("stream=true returns transcript.text events; use it with "
                                "response_format json or text", param="stream")
-    if (_one(form, "diarize") or "").lower() in TRUE:
+    if _flag(form, "diarize"):
         raise InvalidParameter("diarization is not supported", param="diarize")
     language, languages = parse_language_set(_one(form, "language"))
     words = "word" in granularities and response_format == "verbose_json"

@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "local model (repeat for a pool; use --workers for concurrency)")
     serve.set_defaults(func=_serve)
 
-    models = sub.add_parser("models", help="verify (and assemble) the bundled weights")
-    models.add_argument("--verify", action="store_true", help="check every file's sha256 (default)")
+    models = sub.add_parser("models", help="verify every bundled model file's sha256 (and "
+                                           "assemble split weights)")
     models.set_defaults(func=_models)
 
     # Listed for --help only: main() hands every argument after `bench` to bench.harness.

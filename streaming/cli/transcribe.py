@@ -169,13 +169,9 @@ def run_remote(request: TranscribeRequest, url: str, api_key: str | None = None,
                 finally:
                     bar.close()
     if response.status_code >= 400:
-        try:
-            error = response.json()["error"]
-        except (ValueError, KeyError, TypeError):
-            raise TranscriptionError(f"server answered HTTP {response.status_code}: "
-                                     f"{response.text[:200]}")
-        raise StreamscribeError(error.get("message", "error"), code=error.get("code"),
-                                param=error.get("param"), status=response.status_code)
+        raise StreamscribeError.from_openai(response.text, response.status_code) or \
+            TranscriptionError(f"server answered HTTP {response.status_code}: "
+                               f"{response.text[:200]}")
     if request.response_format in ("json", "verbose_json"):
         return response.json()
     return response.text

@@ -7,15 +7,16 @@ as they are, and only the unconfirmed tail of the newest hypothesis is shown aft
 
 from __future__ import annotations
 
-import re
-
 from .events import WordTiming
 
-_KEY = re.compile(r"[^\w']+")
+_EDGE_PUNCTUATION = ".,!?;:\"“”‘’()[]{}…—-¿¡。，！？、"
 
 
 def word_key(word: str) -> str:
-    return _KEY.sub("", word.lower())
+    """The form in which words are compared (and Deepgram's `word`): lower case, punctuation
+    stripped from both ends ("Well," -> "well"; "don't" and "U.S" keep theirs); a word that is
+    nothing but punctuation stays as it is."""
+    return word.strip(_EDGE_PUNCTUATION).lower() or word.lower()
 
 
 class LocalAgreement:

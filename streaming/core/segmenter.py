@@ -34,7 +34,6 @@ class Utterance:
     index: int
     start: int           # absolute sample of audio[0]
     audio: np.ndarray    # int16, 16 kHz
-    speech_end: int      # absolute sample where the last voiced frame ends
     voiced_ms: int
 
     @property
@@ -150,7 +149,7 @@ class Segmenter:
         if self._state is _State.QUIET:
             return None
         audio = np.concatenate(self._frames)
-        return Utterance(self._index, self._start, audio, self._speech_end, self._voiced_ms())
+        return Utterance(self._index, self._start, audio, self._voiced_ms())
 
     # -- the state machine ----------------------------------------------------------------
 
@@ -218,15 +217,14 @@ class Segmenter:
     def _trimmed(self) -> Utterance:
         audio = np.concatenate(self._frames)
         keep = min(len(audio), self._speech_end - self._start + self._tail)
-        return Utterance(self._index, self._start, audio[:keep], self._speech_end,
-                         self._voiced_ms())
+        return Utterance(self._index, self._start, audio[:keep], self._voiced_ms())
 
     def _end(self, reason: str, trim: bool) -> None:
         if trim:
             utterance = self._trimmed()
         else:
             utterance = Utterance(self._index, self._start, np.concatenate(self._frames),
-                                  self._speech_end, self._voiced_ms())
+                                  self._voiced_ms())
         if utterance.voiced_ms < self.config.min_speech_ms and reason == "endpoint":
             self._events.append(Discarded(self._index))
         elif utterance.voiced_ms == 0:
@@ -248,8 +246,7 @@ class Segmenter:
         head = np.concatenate(head_frames)
         head_end = self._start + len(head)
         self._events.append(Ended(Utterance(
-            self._index, self._start, head, min(self._speech_end, head_end),
-            sum(head_voiced) * self._ms), "max_length"))
+            self._index, self._start, head, sum(head_voiced) * self._ms), "max_length"))
         self._index += 1
         self._start = head_end
         self._floor = head_end

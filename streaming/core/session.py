@@ -17,7 +17,7 @@ import numpy as np
 from ..audio import PcmDecoder, Resampler, to_float32
 from ..config import StreamConfig, VadConfig
 from ..model.transcriber import SAMPLE_RATE, TranscribeOptions, Transcript
-from .agreement import LocalAgreement
+from .agreement import LocalAgreement, word_key
 from .events import (
     Event,
     SpeechEnded,
@@ -50,7 +50,7 @@ class StreamOptions:
     sample_rate: int = SAMPLE_RATE
     channels: int = 1
     multichannel: bool = False
-    interim_results: bool = True
+    interim_results: bool = False          # as on the wire (Deepgram's default)
     endpointing_ms: int | None = None      # None: server default; 0: endpointing off
     utterance_end_ms: int | None = None
     vad_events: bool = False
@@ -377,10 +377,6 @@ class StreamSession:
             state.last_word_end = None
 
 
-def _punctuation_free(word: str) -> str:
-    return word.strip(".,!?;:\"“”‘’()[]{}…—-¿¡。，！？、").lower() or word.lower()
-
-
 def _word_timings(transcript: Transcript, start: float, end: float) -> list[WordTiming]:
     out = []
     for word in transcript.words:
@@ -388,7 +384,7 @@ def _word_timings(transcript: Transcript, start: float, end: float) -> list[Word
             continue
         w_start = min(max(start + word.start, start), end)
         w_end = min(max(start + word.end, w_start), end)
-        out.append(WordTiming(_punctuation_free(word.word), word.word, round(w_start, 3),
+        out.append(WordTiming(word_key(word.word), word.word, round(w_start, 3),
                               round(w_end, 3), round(word.probability, 4)))
     return out
 
@@ -400,7 +396,7 @@ def _spread_words(text: str, offset: float, duration: float) -> list[WordTiming]
     if not tokens:
         return []
     step = duration / len(tokens)
-    return [WordTiming(_punctuation_free(t), t, round(offset + i * step, 3),
+    return [WordTiming(word_key(t), t, round(offset + i * step, 3),
                        round(offset + (i + 1) * step, 3), 0.0) for i, t in enumerate(tokens)]
 
 

@@ -29,7 +29,7 @@ class Priority(IntEnum):
 @dataclass
 class SchedulerStats:
     calls: int = 0
-    partials_dropped: int = 0
+    partials_shed: int = 0            # partials refused because the workers were busy
     busy_seconds: float = 0.0
     queued: int = 0
     running: int = 0
@@ -84,7 +84,7 @@ class TranscriptionScheduler:
     def try_partial(self, audio: np.ndarray, options: TranscribeOptions) -> asyncio.Future | None:
         """Queue a partial only if a worker will take it soon; None means it was dropped."""
         if self._queue is not None and self._queue.qsize() + self.stats.running >= self.workers:
-            self.stats.partials_dropped += 1
+            self.stats.partials_shed += 1
             return None
         fast = self.partial_transcriber if options.language == "en" else None
         return self._submit(audio, options, Priority.PARTIAL, fast)

@@ -6,7 +6,7 @@ thread-safe: callers run it in worker threads (see `scheduler.py`), never on the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -90,7 +90,6 @@ class ModelInfo:
     name: str
     multilingual: bool
     backend: str
-    details: dict = field(default_factory=dict)
 
     def check_language(self, language: str | None) -> None:
         """Raise InvalidParameter unless this model can transcribe `language` (None: detect)."""

@@ -20,6 +20,8 @@ from ..core.events import (
     Transcription,
     UtteranceEnd,
 )
+from ..audio import ENCODINGS
+from ..booleans import parse_bool
 from ..core.session import StreamOptions
 from ..errors import InvalidParameter, ProtocolError
 from ..languages import parse_language
@@ -39,12 +41,11 @@ KNOWN = {"encoding", "sample_rate", "channels", "multichannel", "interim_results
 def _boolean(params: Mapping[str, str], name: str, default: bool) -> bool:
     if name not in params:
         return default
-    value = params[name].strip().lower()
-    if value in ("true", "1"):
-        return True
-    if value in ("false", "0"):
-        return False
-    raise InvalidParameter(f"{name}={params[name]!r}: expected true or false", param=name)
+    try:
+        return parse_bool(params[name])
+    except ValueError:
+        raise InvalidParameter(f"{name}={params[name]!r}: expected true or false",
+                               param=name) from None
 
 
 def _integer(params: Mapping[str, str], name: str, default: int | None, low: int,
@@ -69,7 +70,7 @@ def parse_query(params: Mapping[str, str]) -> StreamOptions:
     for name in ACCEPTED_BOOLEAN:
         _boolean(params, name, False)
     encoding = params.get("encoding", "linear16").lower()
-    if encoding not in ("linear16", "mulaw", "alaw"):
+    if encoding not in ENCODINGS:
         raise InvalidParameter(
             f"encoding={encoding!r}: raw streams must be linear16, mulaw or alaw",
             param="encoding")

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from ..audio import Encoding
 from ..config import VadConfig
 from ..core.events import (
     Event,
@@ -32,7 +33,6 @@ from ..errors import InvalidParameter, ProtocolError
 from ..languages import parse_language
 from .json_text import parse_json_text
 
-Encoding = Literal["linear16", "mulaw", "alaw"]
 Dialect = Literal["openai", "together"]
 Message = dict[str, Any]
 

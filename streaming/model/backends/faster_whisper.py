@@ -29,9 +29,7 @@ class FasterWhisperTranscriber:
             cpu_threads=config.cpu_threads, num_workers=config.workers, local_files_only=True)
         self._info = ModelInfo(
             name=model.name, multilingual=self._model.model.is_multilingual,
-            backend="faster-whisper",
-            details={"path": str(model.path), "compute_type": config.compute_type,
-                     "cpu_threads": config.cpu_threads, "workers": config.workers})
+            backend="faster-whisper")
 
     @property
     def info(self) -> ModelInfo:

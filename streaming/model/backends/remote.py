@@ -69,7 +69,7 @@ class RemoteTranscriber:
         self._client = httpx.Client(transport=transport, timeout=config.timeout_s,
                                     headers=headers)
         self._info = ModelInfo(name=config.model, multilingual=config.multilingual,
-                               backend="remote", details={"urls": list(config.urls)})
+                               backend="remote")
 
     @property
     def info(self) -> ModelInfo:
@@ -165,14 +165,9 @@ class RemoteTranscriber:
 
 
 def _client_error(response: httpx.Response) -> StreamscribeError:
-    try:
-        error = response.json()["error"]
-        message, code, param = error["message"], error.get("code"), error.get("param")
-    except (ValueError, KeyError, TypeError):
-        message, code, param = response.text[:200], None, None
     kind = ModelNotFound if response.status_code == 404 else InvalidParameter
-    return kind(f"remote server: {message}", code=code, param=param,
-                status=response.status_code)
+    return kind.from_openai(response.text, response.status_code, "remote server: ") or kind(
+        f"remote server: {response.text[:200]}", status=response.status_code)
 
 
 def parse_verbose_json(body: dict, *, task: str = "transcribe",

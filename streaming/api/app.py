@@ -14,7 +14,7 @@ from starlette.routing import Route
 from ..config import ServerConfig
 from ..errors import StreamscribeError
 from ..model.engine import Engine
-from . import listen, realtime, transcriptions, twilio, web
+from . import fallback, listen, prerecorded, realtime, transcriptions, twilio, web
 from .middleware import RequestTracking
 from .state import AppState, state_of
 
@@ -62,9 +62,12 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> Starlette:
                 await engine.close()
 
     routes = [Route("/healthz", healthz), Route("/readyz", readyz), *listen.routes(),
-              *web.routes(), *transcriptions.routes(), *twilio.routes(), *realtime.routes()]
+              *web.routes(), *transcriptions.routes(), *twilio.routes(), *realtime.routes(),
+              *prerecorded.routes()]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={StreamscribeError: error_handler},
+                    exception_handlers={StreamscribeError: error_handler,
+                                        **fallback.exception_handlers()},
                     middleware=[Middleware(RequestTracking, lifecycle=state.lifecycle)])
+    app.router.default = fallback.not_found
     app.state.streamscribe = state
     return app

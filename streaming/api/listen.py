@@ -26,6 +26,7 @@ from ..protocols import deepgram
 from .auth import authorize
 from .lifecycle import SHUTDOWN_CODE, SHUTDOWN_REASON, Lifecycle
 from .live_stream import LiveStream
+from .prerecorded import resolve_model
 from .state import AppState, state_of
 
 log = logging.getLogger("streamscribe.listen")
@@ -57,7 +58,10 @@ async def open_stream(websocket: WebSocket, options) -> tuple[LiveStream, str] |
 
     state = state_of(websocket)
     try:
-        scheduler = await stream_model(state, options.model, options.language)
+        # Deepgram names the server does not serve itself (nova-3-general...) stand for the
+        # default model; Metadata's model_info says which.
+        scheduler = await stream_model(state, resolve_model(state.engine, options.model),
+                                       options.language)
     except StreamscribeError as exc:
         await reject(websocket, exc, status=400)
         return None
@@ -77,7 +81,8 @@ async def listen(websocket: WebSocket) -> None:
         return
     stream, model_name = opened
     await websocket.accept(subprotocol=subprotocol)
-    encoder = deepgram.DeepgramEncoder(model_name, stream.session.channel_count)
+    encoder = deepgram.DeepgramEncoder(model_name, stream.session.channel_count,
+                                       requested_model=options.model)
     with state.lifecycle.stream("deepgram"):
         await _converse(websocket, stream, encoder, state.config.stream, state.lifecycle)
 

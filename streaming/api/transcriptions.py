@@ -29,6 +29,7 @@ from ..errors import InvalidParameter, StreamscribeError, TranscriptionError
 from ..languages import parse_language_set
 from ..model.transcriber import TranscribeOptions
 from .auth import authorize
+from .disconnect import until_disconnected
 from .uploads import read_form
 
 GRANULARITIES = ("segment", "word")
@@ -138,12 +139,6 @@ async def _open_input(form: FormData, request: Request) -> tuple[AudioFile, Bina
     return audio, handle
 
 
-async def _disconnected(request: Request, every_s: float = 1.0) -> None:
-    """Return once the client has hung up (polled: Starlette only checks when asked)."""
-    while not await request.is_disconnected():
-        await asyncio.sleep(every_s)
-
-
 def _sse(event: dict) -> bytes:
     return f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
 
@@ -198,27 +193,18 @@ async def _handle(request: Request, task: str) -> Response:
         return StreamingResponse(_events(audio, handle, scheduler, params, request),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
-    job = asyncio.ensure_future(
-        transcribe_file(audio, scheduler, params.options, state.config.batch))
-    watcher = asyncio.ensure_future(_disconnected(request))
     try:
-        await asyncio.wait({job, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if not job.done():
-            # The client is gone: free the model for others instead of finishing a long file.
-            job.cancel()
-            return Response(status_code=499)
-        transcript = job.result()
+        transcript = await until_disconnected(
+            request, transcribe_file(audio, scheduler, params.options, state.config.batch))
     except StreamscribeError:
         raise
     except Exception as exc:
         raise TranscriptionError(f"transcription failed: {exc}") from exc
     finally:
-        watcher.cancel()
-        if not job.done():
-            job.cancel()
-        await asyncio.gather(job, watcher, return_exceptions=True)
         await asyncio.to_thread(_close, audio, handle)
         await form.close()
+    if transcript is None:
+        return Response(status_code=499)   # the client hung up; nobody reads this
     body, media_type = render(transcript, params.response_format, params.granularities)
     if isinstance(body, dict):
         return JSONResponse(body)

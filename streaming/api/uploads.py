@@ -10,7 +10,7 @@ costs disk, not memory.
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, BinaryIO
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import FormData
@@ -25,6 +25,12 @@ MAX_FIELDS = 64
 
 def _too_large(limit: int) -> FileTooLarge:
     return FileTooLarge(f"the upload is larger than the limit of {limit} bytes", param="file")
+
+
+def _check_declared(request: Request, config: BatchConfig) -> None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > config.max_upload_bytes:
+        raise _too_large(config.max_upload_bytes)
 
 
 async def _limited(request: Request, config: BatchConfig) -> AsyncIterator[bytes]:
@@ -46,9 +52,7 @@ async def _limited(request: Request, config: BatchConfig) -> AsyncIterator[bytes
 
 async def read_form(request: Request, config: BatchConfig) -> FormData:
     """The request's form fields and (spooled) files; raises FileTooLarge, UploadTimeout."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > config.max_upload_bytes:
-        raise _too_large(config.max_upload_bytes)
+    _check_declared(request, config)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         parser = MultiPartParser(request.headers, _limited(request, config), max_files=1,
@@ -63,3 +67,18 @@ async def read_form(request: Request, config: BatchConfig) -> FormData:
         return FormData(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     raise InvalidRequest("send the request as multipart/form-data with a 'file' field",
                          param="file")
+
+
+async def spool_body(request: Request, config: BatchConfig, dest: BinaryIO,
+                     digest: Any | None = None) -> int:
+    """Write a raw request body (a bare audio file) into `dest`, off the event loop, under the
+    same size and stall limits as an upload; feed `digest` (a hashlib object) as it goes.
+    Returns the body's size."""
+    _check_declared(request, config)
+    size = 0
+    async for chunk in _limited(request, config):
+        size += len(chunk)
+        if digest is not None:
+            digest.update(chunk)
+        await asyncio.to_thread(dest.write, chunk)
+    return size

@@ -7,6 +7,9 @@ time, so a four-hour file never sits in memory. Blocking: call it from a worker 
 Errors are `AudioDecodeError` with a specific code (`empty_file`, `invalid_audio`,
 `no_audio_stream`, `empty_audio`) or `AudioTooLong`, raised from the header when the container
 states a duration, otherwise as soon as decoding passes the limit.
+
+Headerless audio (Deepgram's pre-recorded `encoding` + `sample_rate`) opens with a `RawFormat`;
+`channel=N` yields one channel instead of the mono mix (Deepgram's `multichannel`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,24 @@ CHUNK_SAMPLES = SAMPLE_RATE  # what chunks() yields at a time (the last one may 
 # Corrupt packets are skipped as FFmpeg's command line does; this many in a row means the
 # stream is garbage rather than damaged.
 MAX_CONSECUTIVE_ERRORS = 50
+
+
+# Headerless encodings and the FFmpeg demuxer that reads each.
+RAW_DEMUXERS = {"linear16": "s16le", "mulaw": "mulaw", "alaw": "alaw"}
+
+
+@dataclass(frozen=True)
+class RawFormat:
+    """Headerless audio: an encoding of RAW_DEMUXERS, its sample rate and channel count."""
+
+    encoding: str
+    sample_rate: int
+    channels: int = 1
+
+    def open_args(self) -> dict:
+        layout = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels}c")
+        return {"format": RAW_DEMUXERS[self.encoding],
+                "options": {"sample_rate": str(self.sample_rate), "ch_layout": layout}}
 
 
 @dataclass(frozen=True)
@@ -54,15 +75,21 @@ def _too_long(seconds: float, limit: float) -> AudioTooLong:
 
 
 class AudioFile:
-    """One opened audio container. Use as a context manager; not thread-safe."""
+    """One opened audio container. Use as a context manager; not thread-safe.
+
+    `channel` selects one channel of the source (0-based; AudioDecodeError `invalid_channel`
+    if the source has fewer); None mixes all channels down to mono.
+    """
 
     def __init__(self, source: str | os.PathLike | BinaryIO, *,
-                 max_duration_s: float = float("inf")) -> None:
+                 max_duration_s: float = float("inf"), raw: RawFormat | None = None,
+                 channel: int | None = None) -> None:
         if _size(source) == 0:
             raise AudioDecodeError("the file is empty (0 bytes)", code="empty_file", param="file")
         self.max_duration_s = max_duration_s
+        self.channel = channel
         try:
-            self._container = av.open(source, mode="r")
+            self._container = av.open(source, mode="r", **(raw.open_args() if raw else {}))
         except (av.error.FFmpegError, ValueError, UnicodeDecodeError) as exc:
             raise AudioDecodeError(f"the file could not be read as audio: {exc}",
                                    code="invalid_audio", param="file") from exc
@@ -78,6 +105,10 @@ class AudioFile:
                 duration=self._header_duration())
             if self.info.duration is not None and self.info.duration > max_duration_s:
                 raise _too_long(self.info.duration, max_duration_s)
+            if channel is not None and not 0 <= channel < self.info.channels:
+                raise AudioDecodeError(f"channel {channel} asked for, but the audio has "
+                                       f"{self.info.channels}", code="invalid_channel",
+                                       param="file")
         except BaseException:
             self._container.close()
             raise
@@ -114,7 +145,9 @@ class AudioFile:
 
     def chunks(self) -> Iterator[np.ndarray]:
         """16 kHz mono int16 arrays of CHUNK_SAMPLES, in order; raises AudioTooLong early."""
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        # One channel: resample keeping the source layout, then take that column.
+        resampler = av.AudioResampler(format="s16", rate=SAMPLE_RATE,
+                                      layout="mono" if self.channel is None else self._stream.layout)
         limit = int(self.max_duration_s * SAMPLE_RATE) if self.max_duration_s != float("inf") \
             else None
         pending: list[np.ndarray] = []
@@ -125,6 +158,8 @@ class AudioFile:
                 frame = next(frames, None)
                 for out in resampler.resample(frame):
                     samples = out.to_ndarray().reshape(-1)
+                    if self.channel is not None:
+                        samples = samples.reshape(-1, self.info.channels)[:, self.channel]
                     self.samples_decoded += len(samples)
                     if limit is not None and self.samples_decoded > limit:
                         raise _too_long(self.seconds_decoded, self.max_duration_s)

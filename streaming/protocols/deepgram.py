@@ -11,7 +11,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Mapping
+from typing import Callable, Mapping
 
 from ..core.events import (
     Event,
@@ -135,11 +135,15 @@ def parse_client_text(text: str) -> ClientMessage:
 class DeepgramEncoder:
     """Encodes events of one connection; holds what every message repeats."""
 
-    def __init__(self, model_name: str, channels: int, request_id: str | None = None) -> None:
+    def __init__(self, model_name: str, channels: int, request_id: str | None = None,
+                 requested_model: str | None = None) -> None:
         self.request_id = request_id or str(uuid.uuid4())
         self.channels = channels
         self.model_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"streamscribe:{model_name}"))
         self.model_info = {"name": model_name, "version": "streamscribe-0.1", "arch": "whisper"}
+        if requested_model and requested_model != model_name:
+            # A Deepgram (or other public) name served by this model: say which.
+            self.model_info["requested"] = requested_model
         self.created = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
     def encode(self, event: Event) -> dict:
@@ -193,3 +197,27 @@ class DeepgramEncoder:
                 "duration": round(duration, 3), "channels": self.channels,
                 "models": [self.model_uuid], "model_info": {self.model_uuid: self.model_info},
                 **(extra or {})}
+
+
+# Deepgram's model families and use-case suffixes; any of them means "the default model".
+FAMILIES = ("nova-3", "nova-2", "nova", "enhanced", "base", "whisper")
+USE_CASES = frozenset({"general", "meeting", "phonecall", "finance", "conversationalai",
+                       "voicemail", "video", "medical", "drivethru", "automotive", "atc"})
+
+
+def is_deepgram_model(name: str) -> bool:
+    """True for Deepgram model names: a family (`nova-3`, `enhanced`, `whisper`...), optionally
+    with a use case or size (`nova-2-phonecall`, `whisper-large`), or a bare use case."""
+    name = name.strip().lower()
+    if name in USE_CASES:
+        return True
+    return any(name == family or name.startswith(family + "-") for family in FAMILIES)
+
+
+def served_model(name: str | None, known: Callable[[str], bool]) -> str | None:
+    """The model to ask the engine for: the client's name when the server `known`s it, None
+    (the default model) for any other Deepgram model name, else the name unchanged, so that
+    the engine's ModelNotFound names it."""
+    if name is None or known(name) or not is_deepgram_model(name):
+        return name
+    return None

@@ -1,0 +1,90 @@
+"""JSON answers for what no route serves: unknown paths (HTTP and WebSocket), wrong methods,
+and unexpected server errors, each in the error shape of the API family its path is under.
+
+    /v1/listen...                     Deepgram: {"err_code", "err_msg", "request_id"}
+    /v1/audio/..., /v1/models...      OpenAI:   {"error": {"message", "type", "param", "code"}}
+    anything else                     the same OpenAI-style body the server's other REST
+                                      endpoints (/healthz, /v1/twilio/calls) use
+
+A plain HTTP GET on `/v1/listen` (a WebSocket endpoint for streaming, POST for pre-recorded)
+gets 426 Upgrade Required naming both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from ..errors import InvalidRequest, StreamscribeError
+from . import prerecorded
+
+OPENAI_PREFIXES = ("/v1/audio", "/v1/models")
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def render(path: str, error: StreamscribeError,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    """`error` as a response in the shape of the API family `path` belongs to."""
+    if _under(path, "/v1/listen"):
+        response = prerecorded.error_response(error)
+        response.headers.update(headers or {})
+        return response
+    return JSONResponse(error.to_openai(), status_code=error.status, headers=headers)
+
+
+def _not_found(method: str, path: str) -> StreamscribeError:
+    return InvalidRequest(f"no endpoint {method} {path}", code="not_found", status=404)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own HTTPExceptions (405 from a route, and any other) as JSON."""
+    assert isinstance(exc, HTTPException)
+    path, method = request.url.path, request.method
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and path == "/v1/listen" and method == "GET":
+        headers["Upgrade"] = "websocket"
+        return render(path, InvalidRequest(
+            "/v1/listen streams over WebSocket (send the Upgrade headers), or transcribes "
+            "pre-recorded audio with POST", code="upgrade_required", status=426), headers)
+    if exc.status_code == 405:
+        allowed = headers.get("Allow", "")
+        return render(path, InvalidRequest(f"{method} is not allowed on {path}; allowed: "
+                                           f"{allowed}", code="method_not_allowed",
+                                           status=405), headers)
+    if exc.status_code == 404:
+        return render(path, _not_found(method, path), headers)
+    return render(path, InvalidRequest(str(exc.detail), code=f"http_{exc.status_code}",
+                                       status=exc.status_code), headers)
+
+
+async def server_error(request: Request, exc: Exception) -> JSONResponse:
+    """An unexpected exception: a JSON 500 (Starlette still logs the traceback)."""
+    return render(request.url.path, StreamscribeError("internal server error"))
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """The router's default: a JSON 404 for HTTP, and for WebSocket a refused upgrade with
+    the same JSON body (where the server can send one; else a close)."""
+    if scope["type"] == "websocket":
+        websocket = WebSocket(scope, receive, send)
+        response = render(scope["path"], _not_found("WebSocket", scope["path"]))
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await websocket.send_denial_response(response)
+        else:
+            await websocket.close(code=1008, reason="no such endpoint")
+        return
+    if scope["type"] == "http":
+        await render(scope["path"], _not_found(scope["method"], scope["path"]))(
+            scope, receive, send)
+
+
+def exception_handlers() -> dict[Any, Callable[[Request, Exception], Awaitable[JSONResponse]]]:
+    return {HTTPException: http_error, Exception: server_error}

@@ -13,6 +13,7 @@ waits; none gets shorter ones. No test asserts on elapsed time.
 from __future__ import annotations
 
 import functools
+import http.server
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -119,6 +120,28 @@ def _idle(server: BackgroundServer) -> bool:
     state = server.app.state.streamscribe
     return getattr(server.app.state, "active_streams", 0) == 0 and all(
         s.stats.running == 0 and s.stats.queued == 0 for s in state.engine.loaded().values())
+
+
+@pytest.fixture(scope="session")
+def serve_files(tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[Callable[[dict[str, bytes]], str]]:
+    """Factory: serve_files({name: bytes}) -> the base URL of a plain HTTP server on 127.0.0.1
+    serving them (URL input for the batch and pre-recorded APIs)."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def serve(files: dict[str, bytes]) -> str:
+        root = tmp_path_factory.mktemp("served")
+        for name, data in files.items():
+            (root / name).write_bytes(data)
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    yield serve
+    for httpd in servers:
+        httpd.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,8 @@ input format (wav); limits that need a small configuration run on one dedicated 
 
 from __future__ import annotations
 
-import functools
-import http.server
 import re
 import socket
-import threading
 import time
 
 import httpx
@@ -54,16 +51,9 @@ def limited(start_server):
 
 
 @pytest.fixture(scope="module")
-def files_server(tmp_path_factory):
-    """A plain HTTP server on 127.0.0.1 for URL input."""
-    root = tmp_path_factory.mktemp("served")
-    (root / "clip.mp3").write_bytes(upload("mp3")[1])
-    (root / "big.wav").write_bytes(wav_bytes(np.zeros(16000 * 20, np.int16)))   # 640 kB
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+def files_server(serve_files):
+    return serve_files({"clip.mp3": upload("mp3")[1],
+                        "big.wav": wav_bytes(np.zeros(16000 * 20, np.int16))})   # 640 kB
 
 
 # --- every input format, every response format ------------------------------------------

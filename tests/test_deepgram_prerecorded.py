@@ -8,11 +8,8 @@ user gets the fields Deepgram documents.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
-import http.server
 import json
-import threading
 
 import aiohttp
 import httpx
@@ -74,16 +71,9 @@ def limited(start_server):
 
 
 @pytest.fixture(scope="module")
-def files_server(tmp_path_factory):
-    """A plain HTTP server on 127.0.0.1 for URL input."""
-    root = tmp_path_factory.mktemp("served")
-    (root / "de.wav").write_bytes(item(GERMAN).audio.read_bytes())
-    (root / "en.wav").write_bytes(item(CLIP).audio.read_bytes())
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+def files_server(serve_files):
+    return serve_files({"de.wav": item(GERMAN).audio.read_bytes(),
+                        "en.wav": item(CLIP).audio.read_bytes()})
 
 
 # --- clients ----------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import json
 import tempfile
 import uuid
 from dataclasses import replace
@@ -38,6 +37,7 @@ from ..model.engine import Engine
 from ..model.scheduler import TranscriptionScheduler
 from ..model.transcriber import TranscribeOptions, Transcript
 from ..protocols import deepgram, deepgram_rest
+from ..protocols.json_text import parse_json_text
 from .auth import authorize
 from .disconnect import until_disconnected
 from .state import state_of
@@ -66,9 +66,9 @@ async def _url_from_json(request: Request, config: BatchConfig) -> str:
     body = io.BytesIO()
     await spool_body(request, replace(config, max_upload_bytes=MAX_JSON_BYTES), body)
     try:
-        payload = json.loads(body.getvalue())
-    except (ValueError, RecursionError):
-        raise InvalidRequest("Content-Type was application/json, but the body is not JSON",
+        payload = parse_json_text(body.getvalue().decode("utf-8", "replace"), MAX_JSON_BYTES)
+    except ValueError as exc:
+        raise InvalidRequest(f"Content-Type was application/json, but the body {exc}",
                              code="invalid_json") from None
     url = payload.get("url") if isinstance(payload, dict) else None
     if not isinstance(url, str) or not is_url(url):

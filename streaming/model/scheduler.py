@@ -54,6 +54,9 @@ class TranscriptionScheduler:
         self._tasks: list[asyncio.Task] = []
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transcribe")
         self._order = itertools.count()
+        # Jobs queued and not cancelled: cancelled ones stay in the queue until a worker pops
+        # them, so the queue's size overstates the backlog (stale /healthz `queued`).
+        self._waiting: set[asyncio.Future] = set()
 
     async def start(self) -> None:
         self._queue = asyncio.PriorityQueue()
@@ -73,8 +76,14 @@ class TranscriptionScheduler:
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((int(priority), next(self._order), audio, options, future,
                                 transcriber or self.transcriber))
-        self.stats.queued = self._queue.qsize()
+        self._waiting.add(future)
+        future.add_done_callback(self._left_queue)
+        self.stats.queued = len(self._waiting)
         return future
+
+    def _left_queue(self, future: asyncio.Future) -> None:
+        self._waiting.discard(future)
+        self.stats.queued = len(self._waiting)
 
     async def transcribe(self, audio: np.ndarray, options: TranscribeOptions,
                          priority: Priority = Priority.FINAL) -> Transcript:
@@ -83,7 +92,7 @@ class TranscriptionScheduler:
 
     def try_partial(self, audio: np.ndarray, options: TranscribeOptions) -> asyncio.Future | None:
         """Queue a partial only if a worker will take it soon; None means it was dropped."""
-        if self._queue is not None and self._queue.qsize() + self.stats.running >= self.workers:
+        if self._queue is not None and len(self._waiting) + self.stats.running >= self.workers:
             self.stats.partials_shed += 1
             return None
         fast = self.partial_transcriber if options.language == "en" else None
@@ -93,7 +102,7 @@ class TranscriptionScheduler:
         loop = asyncio.get_running_loop()
         while True:
             _, _, audio, options, future, transcriber = await self._queue.get()
-            self.stats.queued = self._queue.qsize()
+            self._left_queue(future)
             if future.cancelled():
                 continue
             self.stats.running += 1
@@ -111,4 +120,3 @@ class TranscriptionScheduler:
                 self.stats.running -= 1
                 self.stats.calls += 1
                 self.stats.busy_seconds += time.perf_counter() - started
-                self.stats.queued = self._queue.qsize()

@@ -40,10 +40,46 @@ def _allow_list(config: BatchConfig) -> tuple[set[str], list]:
     return hosts, networks
 
 
+# IPv6 forms that carry an IPv4 address a gateway may reach on our behalf.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_COMPATIBLE = ipaddress.ip_network("::/96")
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")     # SIIT, RFC 2765
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address the IPv6 address carries: translated, NAT64, 6to4, Teredo (server
+    and client)."""
+    found = [ip.sixtofour] if ip.sixtofour is not None else []
+    if ip.teredo is not None:
+        found += ip.teredo
+    if ip in _TRANSLATED or any(ip in net for net in _NAT64):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
 def _public(address: str) -> bool:
+    """Whether the address, and every IPv4 address embedded in it, is globally reachable.
+
+    Python's `is_global` alone is not enough: it calls NAT64 (64:ff9b::a9fe:a9fe is
+    169.254.169.254 behind a NAT64 gateway), 6to4 and IPv4-compatible addresses global, and
+    (on some versions) 192.0.0.8."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _public_v4(ip)
+    if ip.ipv4_mapped is not None:          # the socket connects to the IPv4 address itself
+        return _public_v4(ip.ipv4_mapped)
+    if ip in _COMPATIBLE:                   # deprecated (RFC 4291); nothing legitimate uses it
+        return False
+    return ip.is_global and not ip.is_multicast and all(
+        _public_v4(v4) for v4 in _embedded_ipv4(ip))
+
+
+_IETF_PROTOCOL = ipaddress.ip_network("192.0.0.0/24")   # only .9 and .10 are global anycast
+
+
+def _public_v4(ip: ipaddress.IPv4Address) -> bool:
+    if ip in _IETF_PROTOCOL and str(ip) not in ("192.0.0.9", "192.0.0.10"):
+        return False
     return ip.is_global and not ip.is_multicast
 
 

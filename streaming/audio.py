@@ -7,13 +7,17 @@ channel count; the core works on 16 kHz mono int16 per channel.
 from __future__ import annotations
 
 import io
+import os
 import wave
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .errors import InvalidParameter
 from .model.transcriber import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    import av
 
 Encoding = Literal["linear16", "mulaw", "alaw"]
 ENCODINGS: dict[str, int] = {"linear16": 2, "mulaw": 1, "alaw": 1}     # encoding -> bytes per sample
@@ -50,7 +54,7 @@ def mulaw_encode(pcm: np.ndarray) -> bytes:
     exponent = np.floor(np.log2(x)).astype(np.int32) - 7
     exponent = np.clip(exponent, 0, 7)
     mantissa = (x >> (exponent + 3)) & 0x0F
-    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+    return bytes((~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes())
 
 
 def decode_samples(data: bytes, encoding: str) -> np.ndarray:
@@ -90,13 +94,14 @@ class Resampler:
     def __init__(self, source_rate: int, target_rate: int = SAMPLE_RATE) -> None:
         self.source_rate = source_rate
         self.target_rate = target_rate
-        self._resampler = None
+        self._resampler: av.AudioResampler | None = None
         if source_rate != target_rate:
             import av
 
             self._resampler = av.AudioResampler(format="s16", layout="mono", rate=target_rate)
 
-    def _frames(self, frame) -> np.ndarray:
+    def _frames(self, frame: av.AudioFrame | None) -> np.ndarray:
+        assert self._resampler is not None
         out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
         return np.concatenate(out).astype(np.int16) if out else np.zeros(0, np.int16)
 
@@ -121,7 +126,7 @@ def to_float32(samples: np.ndarray) -> np.ndarray:
     return samples.astype(np.float32) / 32768.0
 
 
-def read_wav(path) -> tuple[np.ndarray, int]:
+def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     """A 16-bit PCM WAV as int16 of shape (frames, channels), and its rate."""
     with wave.open(str(path), "rb") as w:
         if w.getsampwidth() != 2:

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields, replace
-from typing import Mapping
+from typing import Any, Mapping, TYPE_CHECKING, TypeVar
 
 from .booleans import parse_bool
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+C = TypeVar("C", bound="DataclassInstance")
 
 ENV_PREFIX = "STREAMSCRIBE_"
 
@@ -138,7 +143,7 @@ class ServerConfig:
     twilio: TwilioConfig = field(default_factory=TwilioConfig)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "ServerConfig":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
         """Defaults, then `STREAMSCRIBE_*` variables, then keyword overrides.
 
         Nested fields use the section name: STREAMSCRIBE_MODEL_NAME, STREAMSCRIBE_VAD_AGGRESSIVENESS.
@@ -151,7 +156,7 @@ class ServerConfig:
             if hasattr(value, "__dataclass_fields__"):
                 sub = _from_env(type(value), env, f"{ENV_PREFIX}{f.name.upper()}_")
                 config = replace(config, **{f.name: sub})
-        top = {}
+        top: dict[str, Any] = {}
         for key in ("host", "port", "drain_s"):
             raw = env.get(f"{ENV_PREFIX}{key.upper()}")
             if raw is not None:
@@ -162,7 +167,7 @@ class ServerConfig:
         return replace(config, **top, **overrides)
 
 
-def _convert(raw: str, kind: type, variable: str):
+def _convert(raw: str, kind: type, variable: str) -> Any:
     try:
         if kind is bool:
             return parse_bool(raw)
@@ -171,9 +176,9 @@ def _convert(raw: str, kind: type, variable: str):
         raise ConfigError(f"{variable}={raw!r}: {exc}") from exc
 
 
-def _from_env(kind, env: Mapping[str, str], prefix: str):
+def _from_env(kind: type[C], env: Mapping[str, str], prefix: str) -> C:
     default = kind()
-    values = {}
+    values: dict[str, Any] = {}
     for f in fields(kind):
         raw = env.get(prefix + f.name.upper())
         if raw is not None:

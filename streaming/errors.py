@@ -24,6 +24,7 @@ used by the REST API and the upgrade rejection, and the `param` it concerns (or 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 
 class StreamscribeError(Exception):
@@ -41,7 +42,7 @@ class StreamscribeError(Exception):
             self.status = status
         self.param = param
 
-    def to_openai(self) -> dict:
+    def to_openai(self) -> dict[str, Any]:
         """The OpenAI error body: {"error": {"message", "type", "param", "code"}}."""
         return {"error": {"message": self.message, "type": self.type,
                           "param": self.param, "code": self.code}}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Any
 
 from .events import Transcription
 
@@ -29,9 +30,9 @@ class Turn:
     channel: int = 0
     language: str | None = None
     confidence: float = 0.0
-    words: tuple[dict, ...] = field(default=(), compare=False)
+    words: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"speaker": self.speaker, "channel": self.channel, "start": round(self.start, 3),
                 "end": round(self.end, 3), "text": self.text, "language": self.language,
                 "confidence": round(self.confidence, 3), "words": list(self.words)}
@@ -48,7 +49,7 @@ class Conversation:
     def __init__(self, speakers: tuple[str, ...] = ()) -> None:
         self.speakers: list[str] = list(speakers)
         self._turns: list[Turn] = []
-        self._keys: list[tuple] = []
+        self._keys: list[tuple[Any, ...]] = []
         self._arrivals = 0
 
     def add(self, speaker: str, final: Transcription, *, offset: float = 0.0) -> Turn | None:
@@ -77,7 +78,7 @@ class Conversation:
         return turn
 
     @classmethod
-    def from_json(cls, data: dict) -> "Conversation":
+    def from_json(cls, data: dict[str, Any]) -> Conversation:
         """The inverse of `to_json` (e.g. a call fetched from GET /v1/twilio/calls/{sid})."""
         conversation = cls(tuple(data.get("speakers", ())))
         for t in data.get("turns", ()):
@@ -95,7 +96,7 @@ class Conversation:
     def text_of(self, speaker: str) -> str:
         return " ".join(t.text for t in self._turns if t.speaker == speaker)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"speakers": list(self.speakers), "turns": [t.to_json() for t in self._turns]}
 
     def to_text(self, labels: dict[str, str] | None = None) -> str:

@@ -6,6 +6,7 @@ Times are seconds from the start of the stream, computed from sample counts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Transcription:
     stable_words: int = 0
     latency_ms: float | None = None     # end of speech (sample time) to result, finals only
     utterance: int = 0                  # index of the utterance on its channel
-    hallucination: dict = field(default_factory=dict)   # score, flags, suppressed text
+    hallucination: dict[str, Any] = field(default_factory=dict)   # score, flags, suppressed text
 
 
 @dataclass(frozen=True)

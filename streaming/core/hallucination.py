@@ -9,6 +9,7 @@ over little voiced audio.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..model.transcriber import Transcript
 from .agreement import word_key
@@ -26,7 +27,7 @@ class Assessment:
     flags: tuple[str, ...]
     likely: bool
 
-    def as_dict(self, suppressed: str | None = None) -> dict:
+    def as_dict(self, suppressed: str | None = None) -> dict[str, Any]:
         out = {"score": round(self.score, 3), "flags": list(self.flags), "likely": self.likely}
         if suppressed is not None:
             out["suppressed_text"] = suppressed

@@ -24,6 +24,7 @@ from enum import Enum
 
 import numpy as np
 import webrtcvad
+from typing import Protocol
 
 from ..config import VadConfig
 from ..model.transcriber import SAMPLE_RATE
@@ -77,8 +78,14 @@ class _State(Enum):
     STOPPING = 3
 
 
+class VoiceDetector(Protocol):
+    """Says whether one frame (10, 20 or 30 ms of 16-bit mono PCM) is speech: webrtcvad's seam."""
+
+    def is_speech(self, frame: bytes, sample_rate: int) -> bool: ...
+
+
 class Segmenter:
-    def __init__(self, config: VadConfig, vad=None) -> None:
+    def __init__(self, config: VadConfig, vad: VoiceDetector | None = None) -> None:
         self.config = config
         self._vad = vad or webrtcvad.Vad(config.aggressiveness)
         self._frame = SAMPLE_RATE * config.frame_ms // 1000

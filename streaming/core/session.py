@@ -32,6 +32,7 @@ from .segmenter import (
     Discarded,
     Ended,
     Resumed,
+    SegmentEvent,
     Segmenter,
     Speculate,
     Started,
@@ -221,7 +222,7 @@ class StreamSession:
 
     # -- segmentation ---------------------------------------------------------------------
 
-    def _on_segment(self, index: int, event) -> None:
+    def _on_segment(self, index: int, event: SegmentEvent) -> None:
         state = self._channels[index]
         if isinstance(event, Started):
             state.onsets[event.index] = event.onset / SAMPLE_RATE

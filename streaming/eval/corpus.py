@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from streaming.audio import read_wav
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +37,7 @@ class Item:
     category: str
     origin: str
     text_alt: str | None = None
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def references(self) -> list[str]:
         return [self.text] + ([self.text_alt] if self.text_alt else [])

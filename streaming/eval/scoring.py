@@ -57,6 +57,8 @@ def error_counts(references: list[str] | str, hypothesis: str, language: str = "
         errors = edit_distance(ref, tokens(hypothesis, language))
         if best is None or errors / max(len(ref), 1) < best[0] / max(best[1], 1):
             best = (errors, len(ref))
+    if best is None:
+        raise ValueError("no reference")
     return best
 
 

@@ -42,7 +42,7 @@ class Engine:
         self._loader = loader
         self._transcribers = dict(preloaded or {})
         self._schedulers: dict[str, TranscriptionScheduler] = {}
-        self._loading: dict[str, asyncio.Task] = {}
+        self._loading: dict[str, asyncio.Task[TranscriptionScheduler]] = {}
 
     @property
     def default(self) -> str:

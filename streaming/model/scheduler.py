@@ -35,6 +35,10 @@ class SchedulerStats:
     running: int = 0
 
 
+# (priority, order, audio, options, future, transcriber): the order breaks ties first-come.
+_Entry = tuple[int, int, np.ndarray, TranscribeOptions, "asyncio.Future[Transcript]", Transcriber]
+
+
 class TranscriptionScheduler:
     """Run `transcriber.transcribe` on `workers` threads, highest priority first.
 
@@ -50,8 +54,8 @@ class TranscriptionScheduler:
         self.partial_transcriber = partial_transcriber
         self.workers = workers
         self.stats = SchedulerStats()
-        self._queue: asyncio.PriorityQueue | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._queue: asyncio.PriorityQueue[_Entry] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transcribe")
         self._order = itertools.count()
         # Jobs queued and not cancelled: cancelled ones stay in the queue until a worker pops
@@ -70,10 +74,10 @@ class TranscriptionScheduler:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _submit(self, audio: np.ndarray, options: TranscribeOptions, priority: Priority,
-                transcriber: Transcriber | None = None) -> asyncio.Future:
+                transcriber: Transcriber | None = None) -> asyncio.Future[Transcript]:
         if self._queue is None:
             raise RuntimeError("scheduler not started")
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((int(priority), next(self._order), audio, options, future,
                                 transcriber or self.transcriber))
         self._waiting.add(future)
@@ -90,7 +94,8 @@ class TranscriptionScheduler:
         """Queue a job that is never dropped; wait for its transcript."""
         return await self._submit(audio, options, priority)
 
-    def try_partial(self, audio: np.ndarray, options: TranscribeOptions) -> asyncio.Future | None:
+    def try_partial(self, audio: np.ndarray, options: TranscribeOptions,
+                    ) -> asyncio.Future[Transcript] | None:
         """Queue a partial only if a worker will take it soon; None means it was dropped."""
         if self._queue is not None and len(self._waiting) + self.stats.running >= self.workers:
             self.stats.partials_shed += 1
@@ -99,6 +104,7 @@ class TranscriptionScheduler:
         return self._submit(audio, options, Priority.PARTIAL, fast)
 
     async def _worker(self) -> None:
+        assert self._queue is not None, "started before its workers"
         loop = asyncio.get_running_loop()
         while True:
             _, _, audio, options, future, transcriber = await self._queue.get()

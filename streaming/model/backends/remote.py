@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import httpx
 import numpy as np
@@ -75,7 +75,7 @@ class RemoteTranscriber:
     def info(self) -> ModelInfo:
         return self._info
 
-    def stats(self) -> list[dict]:
+    def stats(self) -> list[dict[str, Any]]:
         with self._lock:
             return [{"url": s.url, "in_flight": s.in_flight, "calls": s.calls,
                      "failures": s.failures} for s in self._servers]
@@ -110,7 +110,7 @@ class RemoteTranscriber:
             else:
                 server.failed_until = 0.0
 
-    def _form(self, options: TranscribeOptions) -> dict:
+    def _form(self, options: TranscribeOptions) -> dict[str, Any]:
         temperature = options.temperature
         if isinstance(temperature, tuple):
             # OpenAI's temperature 0 already means "0 with fallback".
@@ -170,13 +170,13 @@ def _client_error(response: httpx.Response) -> StreamscribeError:
         f"remote server: {response.text[:200]}", status=response.status_code)
 
 
-def parse_verbose_json(body: dict, *, task: str = "transcribe",
+def parse_verbose_json(body: dict[str, Any], *, task: str = "transcribe",
                        fallback_language: str | None = None) -> Transcript:
     """An OpenAI `verbose_json` body as a Transcript; top-level words go to their segments."""
     raw_words = [Word(w["word"].strip(), float(w["start"]), float(w["end"]), 1.0)
                  for w in body.get("words") or ()]
     raw_segments = body.get("segments") or []
-    owner = [[] for _ in raw_segments]
+    owner: list[list[Word]] = [[] for _ in raw_segments]
     for word in raw_words:
         if not raw_segments:
             break

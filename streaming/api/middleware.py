@@ -1,17 +1,23 @@
 """ASGI middleware around the whole app: HTTP requests in flight, for the drain.
 
-Probes (`/healthz`, `/readyz`, `/metrics`) are not counted: they are answered while
+A client that hangs up before its request body has been read (`ClientDisconnect`) is
+ordinary behaviour: one log line, no traceback. Probes (`/healthz`, `/readyz`, `/metrics`) are not counted: they are answered while
 draining and must not hold it up. While the server drains, a new request for work on a
 connection that was already open is refused with 503 `server_shutting_down`.
 """
 
 from __future__ import annotations
 
+import logging
+
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import Overloaded
 from .lifecycle import Lifecycle
+
+log = logging.getLogger("streamscribe.http")
 
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -32,4 +38,8 @@ class RequestTracking:
                                headers={"Connection": "close"})(scope, receive, send)
             return
         with self.lifecycle.request():
-            await self.app(scope, receive, send)
+            try:
+                await self.app(scope, receive, send)
+            except ClientDisconnect:
+                log.info("%s %s: the client hung up before its request was read",
+                         scope["method"], scope["path"])

@@ -22,16 +22,24 @@ from .app import create_app
 from .state import AppState
 
 
-class _DenialResponseFilter(logging.Filter):
-    """uvicorn's websockets-sansio protocol logs an ERROR after every refused upgrade sent as
-    an HTTP denial response (our 400/401 with a JSON body), although the response went out
-    correctly. Those refusals are normal traffic, not server errors."""
+class _ClientBehaviourFilter(logging.Filter):
+    """uvicorn's websockets-sansio protocol logs some ordinary client behaviour as server
+    errors. After every refused upgrade sent as an HTTP denial response (our 400/401 with a
+    JSON body) it logs an ERROR although the response went out correctly: dropped. Invalid
+    UTF-8 in a text frame (answered with close 1007) comes with a traceback: one INFO line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "returned without completing handshake" not in record.getMessage()
+        message = record.getMessage()
+        if "returned without completing handshake" in message:
+            return False
+        if message.startswith("Invalid UTF-8 sequence received from client"):
+            record.msg, record.args = "client sent invalid UTF-8 in a text frame; closed 1007", ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
-logging.getLogger("uvicorn.error").addFilter(_DenialResponseFilter())
+logging.getLogger("uvicorn.error").addFilter(_ClientBehaviourFilter())
 
 
 def uvicorn_config(app, host: str, port: int, log_level: str = "info") -> uvicorn.Config:

@@ -218,5 +218,5 @@ async def _receive_call(websocket: WebSocket, state: AppState, deferred_auth: bo
         if close is not None and websocket.application_state == WebSocketState.CONNECTED:
             try:
                 await websocket.close(code=close[0], reason=close[1])
-            except (RuntimeError, OSError):
-                pass
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                pass     # Twilio hung up right after `stop`: nothing is left to tell it

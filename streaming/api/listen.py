@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from typing import Any
 
 from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
@@ -166,7 +167,7 @@ class _Reader:
             async with self._lock:
                 await self._handle(message)
 
-    async def _handle(self, message: dict) -> None:
+    async def _handle(self, message: dict[str, Any]) -> None:
         data = message.get("bytes")
         if data is not None:
             if self.closing:

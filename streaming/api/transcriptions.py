@@ -13,7 +13,7 @@ import contextlib
 import json
 import tempfile
 from dataclasses import dataclass
-from typing import AsyncIterator, BinaryIO
+from typing import Any, AsyncIterator, BinaryIO
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
@@ -139,7 +139,7 @@ async def _open_input(form: FormData, request: Request) -> tuple[AudioFile, Bina
     return audio, handle
 
 
-def _sse(event: dict) -> bytes:
+def _sse(event: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
 
 
@@ -219,7 +219,7 @@ async def translations(request: Request) -> Response:
     return await _handle(request, "translate")
 
 
-def _model_entries(state) -> list[dict]:
+def _model_entries(state) -> list[dict[str, Any]]:
     engine = state.engine
     loaded = engine.loaded()
     entries = [{"id": name, "object": "model", "created": 0, "owned_by": "streamscribe",

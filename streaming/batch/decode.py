@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import av
 import numpy as np
@@ -45,7 +45,7 @@ class RawFormat:
     sample_rate: int
     channels: int = 1
 
-    def open_args(self) -> dict:
+    def open_args(self) -> dict[str, Any]:
         layout = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels}c")
         return {"format": RAW_DEMUXERS[self.encoding],
                 "options": {"sample_rate": str(self.sample_rate), "ch_layout": layout}}
@@ -60,7 +60,7 @@ class AudioInfo:
     duration: float | None      # what the header claims, None if it says nothing
 
 
-def _size(source: str | os.PathLike | BinaryIO) -> int:
+def _size(source: str | os.PathLike[str] | BinaryIO) -> int:
     if isinstance(source, (str, os.PathLike)):
         return os.path.getsize(source)
     position = source.tell()
@@ -81,7 +81,7 @@ class AudioFile:
     if the source has fewer); None mixes all channels down to mono.
     """
 
-    def __init__(self, source: str | os.PathLike | BinaryIO, *,
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO, *,
                  max_duration_s: float = float("inf"), raw: RawFormat | None = None,
                  channel: int | None = None) -> None:
         if _size(source) == 0:
@@ -121,7 +121,7 @@ class AudioFile:
         if stream.duration is not None and stream.time_base is not None:
             return float(stream.duration * stream.time_base)
         if self._container.duration is not None:
-            return self._container.duration / av.time_base
+            return float(self._container.duration / av.time_base)
         return None
 
     @property
@@ -188,11 +188,11 @@ class AudioFile:
     def __enter__(self) -> "AudioFile":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def decode_all(source: str | os.PathLike | BinaryIO, *,
+def decode_all(source: str | os.PathLike[str] | BinaryIO, *,
                max_duration_s: float = float("inf")) -> np.ndarray:
     """A whole (short) file as 16 kHz mono int16: for tests, benchmarks and the CLI's short files."""
     with AudioFile(source, max_duration_s=max_duration_s) as audio:

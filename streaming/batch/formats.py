@@ -7,7 +7,7 @@ always there: Together's schema requires them even when only words were asked fo
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..languages import name_of
 from ..model.transcriber import Segment, Transcript
@@ -46,9 +46,9 @@ def to_vtt(transcript: Transcript) -> str:
     return "WEBVTT\n\n" + "\n".join(cue for _, cue in _cues(transcript.segments, "."))
 
 
-def to_verbose_json(transcript: Transcript, granularities: frozenset[str] = frozenset()) -> dict:
+def to_verbose_json(transcript: Transcript, granularities: frozenset[str] = frozenset()) -> dict[str, Any]:
     language = "english" if transcript.task == "translate" else name_of(transcript.language)
-    body: dict = {"task": transcript.task, "language": language,
+    body: dict[str, Any] = {"task": transcript.task, "language": language,
                   "duration": round(transcript.duration, 3), "text": transcript.text}
     body["segments"] = [
         {"id": s.id, "seek": s.seek, "start": round(s.start, 3), "end": round(s.end, 3),
@@ -63,15 +63,15 @@ def to_verbose_json(transcript: Transcript, granularities: frozenset[str] = froz
     return body
 
 
-def usage(transcript: Transcript) -> dict:
+def usage(transcript: Transcript) -> dict[str, Any]:
     return {"type": "duration", "seconds": round(transcript.duration, 3)}
 
 
 def render(transcript: Transcript, response_format: str,
-           granularities: frozenset[str] = frozenset()) -> tuple[str | dict, str]:
+           granularities: frozenset[str] = frozenset()) -> tuple[str | dict[str, Any], str]:
     """(body, media type): a dict for the JSON formats, text for the others."""
     if response_format == "json":
-        body: str | dict = {"text": transcript.text, "usage": usage(transcript)}
+        body: str | dict[str, Any] = {"text": transcript.text, "usage": usage(transcript)}
     elif response_format == "verbose_json":
         body = to_verbose_json(transcript, granularities)
     elif response_format == "text":

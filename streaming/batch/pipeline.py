@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import AsyncIterator, Callable, Iterator
+from typing import AsyncIterator, Callable, Generator, Iterator
 
 from ..audio import to_float32
 from ..config import BatchConfig
@@ -32,7 +32,7 @@ class PieceResult:
     transcript: Transcript       # in the piece's own time; `stitch` moves it to file time
 
 
-def pieces(audio: AudioFile, config: BatchConfig) -> Iterator[Piece]:
+def pieces(audio: AudioFile, config: BatchConfig) -> Generator[Piece, None, None]:
     """Blocking: decode `audio` and yield its speech pieces in order."""
     splitter = PauseSplitter(max_s=config.piece_max_s, min_s=config.piece_min_s)
     for chunk in audio.chunks():
@@ -45,7 +45,7 @@ async def transcribe_pieces(audio: AudioFile, scheduler: TranscriptionScheduler,
                             ) -> AsyncIterator[PieceResult]:
     """Each speech piece's transcript, in file order, as soon as it and all before it are done."""
     source = pieces(audio, config)
-    in_flight: deque[tuple[Piece, asyncio.Future]] = deque()
+    in_flight: deque[tuple[Piece, asyncio.Future[Transcript]]] = deque()
     exhausted = False
     try:
         while True:
@@ -54,7 +54,7 @@ async def transcribe_pieces(audio: AudioFile, scheduler: TranscriptionScheduler,
                 if piece is None:
                     exhausted = True
                     break
-                job = asyncio.ensure_future(scheduler.transcribe(
+                job: asyncio.Future[Transcript] = asyncio.ensure_future(scheduler.transcribe(
                     to_float32(piece.audio), options, Priority.BATCH))
                 in_flight.append((piece, job))
                 if options.language is None:

@@ -22,14 +22,16 @@ from ..errors import FileTooLarge, UrlRefused
 MAX_REDIRECTS = 5
 CHUNK = 1 << 16
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 
 def is_url(value: str) -> bool:
     return value.strip().lower().startswith(("http://", "https://")) or "://" in value[:16]
 
 
-def _allow_list(config: BatchConfig) -> tuple[set[str], list]:
+def _allow_list(config: BatchConfig) -> tuple[set[str], list[IPNetwork]]:
     hosts: set[str] = set()
-    networks = []
+    networks: list[IPNetwork] = []
     for entry in (e.strip() for e in config.url_allowlist.split(",")):
         if not entry:
             continue
@@ -101,7 +103,7 @@ async def check_url(url: str, config: BatchConfig) -> None:
         raise UrlRefused(f"cannot resolve {host!r}: {exc}", code="url_fetch_failed",
                          param="file") from exc
     for *_, sockaddr in infos:
-        address = sockaddr[0]
+        address = str(sockaddr[0])
         allowed = any(ipaddress.ip_address(address.split("%", 1)[0]) in net for net in networks)
         if not allowed and not _public(address):
             raise UrlRefused(f"URL host {host!r} resolves to the non-public address {address}; "

@@ -60,7 +60,7 @@ class TranscriptionScheduler:
         self._order = itertools.count()
         # Jobs queued and not cancelled: cancelled ones stay in the queue until a worker pops
         # them, so the queue's size overstates the backlog (stale /healthz `queued`).
-        self._waiting: set[asyncio.Future] = set()
+        self._waiting: set[asyncio.Future[Transcript]] = set()
 
     async def start(self) -> None:
         self._queue = asyncio.PriorityQueue()
@@ -85,7 +85,7 @@ class TranscriptionScheduler:
         self.stats.queued = len(self._waiting)
         return future
 
-    def _left_queue(self, future: asyncio.Future) -> None:
+    def _left_queue(self, future: asyncio.Future[Transcript]) -> None:
         self._waiting.discard(future)
         self.stats.queued = len(self._waiting)
 

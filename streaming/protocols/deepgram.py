@@ -11,7 +11,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 from ..core.events import (
     Event,
@@ -24,6 +24,8 @@ from ..audio import ENCODINGS
 from ..booleans import parse_bool
 from ..core.session import StreamOptions
 from ..errors import InvalidParameter, ProtocolError
+
+D = TypeVar("D", int, None)
 from ..languages import parse_language
 from .json_text import parse_json_text
 
@@ -48,8 +50,7 @@ def _boolean(params: Mapping[str, str], name: str, default: bool) -> bool:
                                param=name) from None
 
 
-def _integer(params: Mapping[str, str], name: str, default: int | None, low: int,
-             high: int) -> int | None:
+def _integer(params: Mapping[str, str], name: str, default: D, low: int, high: int) -> int | D:
     if name not in params:
         return default
     try:
@@ -114,7 +115,8 @@ class CloseStream:
 
 ClientMessage = KeepAlive | Finalize | CloseStream
 MAX_TEXT_CHARS = 1 << 16        # control messages are a few dozen characters
-_MESSAGES = {"KeepAlive": KeepAlive, "Finalize": Finalize, "CloseStream": CloseStream}
+_MESSAGES: dict[str, type[ClientMessage]] = {"KeepAlive": KeepAlive, "Finalize": Finalize,
+                                             "CloseStream": CloseStream}
 
 
 def parse_client_text(text: str) -> ClientMessage:
@@ -146,7 +148,7 @@ class DeepgramEncoder:
             self.model_info["requested"] = requested_model
         self.created = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
-    def encode(self, event: Event) -> dict:
+    def encode(self, event: Event) -> dict[str, Any]:
         if isinstance(event, Transcription):
             return self._results(event)
         if isinstance(event, SpeechStarted):
@@ -159,7 +161,7 @@ class DeepgramEncoder:
             return self.error(event.code, event.message)
         raise TypeError(f"cannot encode {event!r}")
 
-    def _results(self, event: Transcription) -> dict:
+    def _results(self, event: Transcription) -> dict[str, Any]:
         words = [{"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence,
                   "punctuated_word": w.punctuated_word} for w in event.words]
         alternative = {"transcript": event.text, "confidence": event.confidence, "words": words}
@@ -186,12 +188,12 @@ class DeepgramEncoder:
         return message
 
     @staticmethod
-    def error(code: str, message: str) -> dict:
+    def error(code: str, message: str) -> dict[str, Any]:
         # Deepgram's Error message has variant/description; code/message are ours and theirs.
         return {"type": "Error", "variant": code, "description": message, "code": code,
                 "message": message}
 
-    def metadata(self, duration: float, sha256: str, extra: dict | None = None) -> dict:
+    def metadata(self, duration: float, sha256: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"type": "Metadata", "transaction_key": "deprecated",
                 "request_id": self.request_id, "sha256": sha256, "created": self.created,
                 "duration": round(duration, 3), "channels": self.channels,

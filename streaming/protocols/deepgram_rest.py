@@ -151,7 +151,7 @@ def parse_query(items: Iterable[tuple[str, str]]) -> PrerecordedOptions:
     language = parse_language(single.get("language", "multi" if detect else "en"))
     if detect:
         language = None
-    extra = dict(e.split(":", 1) if ":" in e else (e, "") for e in grouped.get("extra", []))
+    extra = {key: value for key, _, value in (e.partition(":") for e in grouped.get("extra", []))}
     return PrerecordedOptions(
         model=single.get("model") or None,
         language=language, languages=languages,

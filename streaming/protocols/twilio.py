@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ProtocolError
 from .json_text import parse_json_text
@@ -79,7 +80,7 @@ class Start:
     encoding: str
     sample_rate: int
     channels: int
-    custom_parameters: dict = field(default_factory=dict, compare=False)
+    custom_parameters: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -130,14 +131,14 @@ class TrackAudio:
 # Parsing
 
 
-def _object(parent: dict, key: str, where: str) -> dict:
+def _object(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     value = parent.get(key)
     if not isinstance(value, dict):
         raise TwilioProtocolError(f"{where}: '{key}' must be an object", param=key)
     return value
 
 
-def _string(parent: dict, key: str, where: str, *, required: bool = True) -> str:
+def _string(parent: dict[str, Any], key: str, where: str, *, required: bool = True) -> str:
     value = parent.get(key)
     if value is None and not required:
         return ""
@@ -146,12 +147,12 @@ def _string(parent: dict, key: str, where: str, *, required: bool = True) -> str
     return value
 
 
-def _integer(parent: dict, key: str, where: str, *, default: int | None = None) -> int:
+def _integer(parent: dict[str, Any], key: str, where: str, *, default: int | None = None) -> int:
     value = parent.get(key, default)
     # Twilio sends numbers as strings ("chunk": "1") in media and as numbers in mediaFormat.
-    if isinstance(value, bool):
-        value = None
     try:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise TypeError
         number = int(value)
     except (TypeError, ValueError):
         raise TwilioProtocolError(f"{where}: '{key}' must be an integer, got {value!r}",
@@ -231,7 +232,7 @@ def parse_message(text: str | bytes) -> TwilioMessage:
                     track=_track(_string(dtmf, "track", "dtmf", required=False) or "inbound"),
                     digit=_string(dtmf, "digit", "dtmf"))
     if event == "stop":
-        stop = data.get("stop") if isinstance(data.get("stop"), dict) else {}
+        stop: dict[str, Any] = data["stop"] if isinstance(data.get("stop"), dict) else {}
         return Stop(stream_sid=_string(data, "streamSid", "stop"),
                     call_sid=_string(stop, "callSid", "stop", required=False),
                     account_sid=_string(stop, "accountSid", "stop", required=False))
@@ -284,7 +285,7 @@ class MediaStream:
             self.errors += 1
             raise
 
-    def _receive(self, message: TwilioMessage) -> list:
+    def _receive(self, message: TwilioMessage) -> list[Start | TrackAudio | Mark | Dtmf | Stop]:
         if self.stopped:
             raise TwilioProtocolError(f"{type(message).__name__.lower()} after stop")
         if isinstance(message, Connected):

@@ -62,6 +62,10 @@ class ModelConfig:
     cpu_threads: int = 2
     workers: int = 1                     # concurrent model calls
     beam_size: int = 1
+    # "ctranslate2": Whisper on a window sized to the audio (at least `min_window_s`, chosen
+    # from the curve in docs/streaming.md); "faster-whisper": every call padded to 30 s.
+    backend: str = "ctranslate2"
+    min_window_s: float = 10.0
     # English partials on a smaller model ("" = partials on the main model); finals always
     # use the main model.
     partial_model: str = "tiny.en"
@@ -71,6 +75,12 @@ class ModelConfig:
     upstreams: str = ""
     upstream_model: str = "whisper-1"
     upstream_api_key: str = ""
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("ctranslate2", "faster-whisper"):
+            raise ConfigError("model backend must be ctranslate2 or faster-whisper")
+        if not 0 < self.min_window_s <= 30.0:
+            raise ConfigError("model min_window_s must be in (0, 30]")
 
     def upstream_urls(self) -> tuple[str, ...]:
         return tuple(u.strip() for u in self.upstreams.split(",") if u.strip())

@@ -26,7 +26,7 @@ import pytest
 from streaming.api.server import BackgroundServer
 from streaming.config import ModelConfig, ServerConfig
 from streaming.eval.corpus import item
-from streaming.model.engine import Engine, load_faster_whisper
+from streaming.model.engine import Engine, load_local
 from streaming.model.transcriber import TranscribeOptions, Transcriber
 
 CALIBRATION_CLIP = "en_lj_LJ001-0004"      # 5.1 s of LJ Speech
@@ -44,7 +44,7 @@ class ModelCache:
     def load(self, name: str, config: ModelConfig) -> Transcriber:
         with self._lock:
             if name not in self._models:
-                self._models[name] = load_faster_whisper(name, config)
+                self._models[name] = load_local(name, config)
             return self._models[name]
 
 
@@ -79,6 +79,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 @pytest.fixture(scope="session")
 def model_cache() -> ModelCache:
     return MODELS
+
+
+@pytest.fixture(scope="session")
+def base_model() -> Transcriber:
+    """The default model (base) on the default backend, loaded once per session."""
+    return MODELS.load("base", ModelConfig())
 
 
 @pytest.fixture(scope="session")

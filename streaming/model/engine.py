@@ -8,6 +8,7 @@ from typing import Callable
 
 from ..config import ModelConfig
 from ..errors import ModelNotFound, StreamscribeError
+from .backends.ctranslate2 import CTranslate2Transcriber, WindowConfig
 from .backends.faster_whisper import FasterWhisperConfig, FasterWhisperTranscriber
 from .scheduler import TranscriptionScheduler
 from .transcriber import Transcriber
@@ -18,11 +19,15 @@ log = logging.getLogger("streamscribe.engine")
 Loader = Callable[[str, ModelConfig], Transcriber]
 
 
-def load_faster_whisper(name: str, config: ModelConfig) -> Transcriber:
-    return FasterWhisperTranscriber(
-        resolve_model(name),
-        FasterWhisperConfig(compute_type=config.compute_type, cpu_threads=config.cpu_threads,
-                            workers=config.workers))
+def load_local(name: str, config: ModelConfig) -> Transcriber:
+    """The local model `name` on the configured backend: `ctranslate2` (adaptive window, the
+    default) or `faster-whisper` (every call padded to 30 s; kept for comparison)."""
+    weights = resolve_model(name)
+    runtime = FasterWhisperConfig(compute_type=config.compute_type,
+                                  cpu_threads=config.cpu_threads, workers=config.workers)
+    if config.backend == "faster-whisper":
+        return FasterWhisperTranscriber(weights, runtime)
+    return CTranslate2Transcriber(weights, runtime, WindowConfig(min_window_s=config.min_window_s))
 
 
 def load_remote(name: str, config: ModelConfig) -> Transcriber:
@@ -36,7 +41,7 @@ def load_remote(name: str, config: ModelConfig) -> Transcriber:
 class Engine:
     """Resolves public model names to local models, loading each once, off the event loop."""
 
-    def __init__(self, config: ModelConfig, loader: Loader = load_faster_whisper,
+    def __init__(self, config: ModelConfig, loader: Loader = load_local,
                  preloaded: dict[str, Transcriber] | None = None) -> None:
         self.config = config
         self._loader = loader

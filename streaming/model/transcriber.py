@@ -7,7 +7,7 @@ thread-safe: callers run it in worker threads (see `scheduler.py`), never on the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -109,4 +109,14 @@ class Transcriber(Protocol):
 
     def detect_language(self, audio: np.ndarray) -> dict[str, float]:
         """Probability of each language code for this audio (multilingual models)."""
+        ...
+
+
+@runtime_checkable
+class BatchTranscriber(Transcriber, Protocol):
+    """A backend that can run several clips with the same options as one model call."""
+
+    def transcribe_batch(self, audios: Sequence[np.ndarray],
+                         options: TranscribeOptions) -> list[Transcript]:
+        """One transcript per clip, in order, each as `transcribe` would give it."""
         ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,18 @@ class FasterWhisperConfig:
     cpu_threads: int = 2
     workers: int = 1       # concurrent calls the model allows (CTranslate2 inter_threads)
     device: str = "cpu"
+
+
+def checked_language(info: ModelInfo, options: TranscribeOptions) -> str | None:
+    """The language to decode in, or None to detect it; raises InvalidParameter for what
+    an English-only model cannot do."""
+    info.check_language(options.language)
+    if info.multilingual:
+        return options.language
+    if options.task == "translate":
+        raise InvalidParameter(
+            f"model {info.name!r} is English-only and cannot translate", param="model")
+    return "en"
 
 
 class FasterWhisperTranscriber:
@@ -35,6 +48,11 @@ class FasterWhisperTranscriber:
     def info(self) -> ModelInfo:
         return self._info
 
+    @property
+    def whisper(self) -> Any:
+        """The loaded faster-whisper model (its CTranslate2 model, tokenizer, features)."""
+        return self._model
+
     def detect_language(self, audio: np.ndarray) -> dict[str, float]:
         if not self._info.multilingual:
             return {"en": 1.0}
@@ -42,21 +60,14 @@ class FasterWhisperTranscriber:
         return dict(all_probs)
 
     def _language(self, audio: np.ndarray, options: TranscribeOptions) -> str | None:
-        if options.language is not None:
-            self._info.check_language(options.language)
-            return options.language
-        if not self._info.multilingual:
-            return "en"
-        if options.languages:
+        language = checked_language(self._info, options)
+        if language is None and options.languages:
             probs = self.detect_language(audio)
             return max(options.languages, key=lambda code: probs.get(code, 0.0))
-        return None
+        return language
 
     def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
         language = self._language(audio, options)
-        if options.task == "translate" and not self._info.multilingual:
-            raise InvalidParameter(
-                f"model {self._info.name!r} is English-only and cannot translate", param="model")
         try:
             segments_iter, info = self._model.transcribe(
                 audio, language=language, task=options.task, beam_size=options.beam_size,

@@ -344,7 +344,7 @@ class CTranslate2Transcriber:
     def _transcript(self, segments: list[dict[str, Any]], tokenizer: Any, language: str,
                     language_prob: float, duration: float, options: TranscribeOptions,
                     temperature: float, avg_logprob: float, no_speech_prob: float) -> Transcript:
-        built = []
+        built: list[Segment] = []
         for segment in segments:
             text = segment.get("text") or tokenizer.decode(segment["tokens"])
             if not text.strip():

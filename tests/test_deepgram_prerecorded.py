@@ -29,9 +29,11 @@ from streaming.eval.corpus import item
 from streaming.eval.scoring import error_rate
 
 from .conftest import timeout
+from . import wsclient
 
 CLIP = "en_lj_LJ001-0006"          # 5.7 s, LJ Speech
 SECOND = "en_lj_LJ001-0001"        # 9.7 s
+GUTENBERG = "en_lj_LJ001-0007"     # base writes "Guttenberg" unless told the spelling
 GERMAN = "de_pico_leopard_test_de"
 LIMITS = BatchConfig(url_allowlist="127.0.0.1", max_upload_bytes=1_000_000)
 
@@ -190,6 +192,24 @@ async def test_live_stream_accepts_deepgram_model_names(server):
     info = metadata["model_info"][metadata["models"][0]]
     assert info == {"name": "base", "version": "streamscribe-0.1", "arch": "whisper",
                     "requested": "nova-3-general"}
+
+
+def test_keyterm_biases_recognition(server):
+    audio = item(GUTENBERG).audio.read_bytes()
+    media = sdk(server).listen.v1.media
+    plain = transcript(media.transcribe_file(request=audio, model="nova-3"))
+    assert "Guttenberg" in plain, plain            # the mistake the keyterm should fix
+    biased = transcript(media.transcribe_file(request=audio, model="nova-3",
+                                              keyterm=["Gutenberg", "movable types"]))
+    assert "Gutenberg" in biased and "Guttenberg" not in biased, biased
+    assert error_rate(item(GUTENBERG).references(), biased) < 0.3   # numbers come as digits
+
+
+async def test_keyterm_on_the_live_stream(server):
+    url = server.ws_url + "/v1/listen?model=nova-3&keyterm=Gutenberg&interim_results=false"
+    messages = await wsclient.stream(url, wsclient.pcm_bytes(item(GUTENBERG).mono16k()), speed=0)
+    text = " ".join(wsclient.transcript(m) for m in wsclient.results(messages, final=True))
+    assert "Gutenberg" in text and "Guttenberg" not in text, text
 
 
 # --- errors -----------------------------------------------------------------------------

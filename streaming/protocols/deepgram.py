@@ -63,6 +63,43 @@ def _integer(params: Mapping[str, str], name: str, default: D, low: int, high: i
     return value
 
 
+# Keyterms and keywords become Whisper's initial prompt, which the model reads as preceding
+# text: it nudges spelling and vocabulary. Whisper keeps at most ~224 prompt tokens, so the
+# list is bounded well below that (about four characters a token in English).
+MAX_BIAS_TERMS = 100
+# LiveKit's Deepgram plugin sends `keywords=NOT_GIVEN` (its unset sentinel) on recognize().
+IGNORED_TERMS = frozenset({"NOT_GIVEN"})
+MAX_BIAS_CHARS = 600
+
+
+def bias_prompt(keyterms: list[str], keywords: list[str]) -> str | None:
+    """Deepgram's `keyterm` and `keywords` values as a Whisper initial prompt ("A, B, C."),
+    or None; raises InvalidParameter past the bounds."""
+    # keywords are "word:intensifier" (Deepgram); the intensifier has no Whisper equivalent.
+    terms = [t.strip() for t in keyterms]
+    terms += [k.rsplit(":", 1)[0].strip() if ":" in k else k.strip() for k in keywords]
+    terms = list(dict.fromkeys(t for t in terms if t and t not in IGNORED_TERMS))
+    if not terms:
+        return None
+    if len(terms) > MAX_BIAS_TERMS:
+        raise InvalidParameter(f"{len(terms)} keyterms/keywords; at most {MAX_BIAS_TERMS}",
+                               param="keyterm")
+    prompt = ", ".join(terms) + "."
+    if len(prompt) > MAX_BIAS_CHARS:
+        raise InvalidParameter(f"keyterms/keywords total {len(prompt)} characters; at most "
+                               f"{MAX_BIAS_CHARS}", param="keyterm")
+    return prompt
+
+
+def query_values(params: Mapping[str, str], name: str) -> list[str]:
+    """Every value of a repeatable parameter (`keyterm=a&keyterm=b`) from a multi-dict such as
+    Starlette's QueryParams; from a plain mapping, its one value."""
+    getlist = getattr(params, "getlist", None)
+    if getlist is not None:
+        return [str(v) for v in getlist(name)]
+    return [params[name]] if name in params else []
+
+
 def parse_query(params: Mapping[str, str]) -> StreamOptions:
     """Validate the query string; raise InvalidParameter naming the first bad parameter."""
     for name in params:
@@ -95,6 +132,7 @@ def parse_query(params: Mapping[str, str]) -> StreamOptions:
         vad_events=_boolean(params, "vad_events", False),
         language=parse_language(params.get("language", "en")),
         model=params.get("model"),
+        prompt=bias_prompt(query_values(params, "keyterm"), query_values(params, "keywords")),
     )
 
 

@@ -20,7 +20,7 @@ from ..core.session import _confidence, _word_timings
 from ..errors import InvalidParameter, StreamscribeError
 from ..languages import parse_language
 from ..model.transcriber import Transcript
-from .deepgram import DeepgramEncoder, _boolean, _integer
+from .deepgram import DeepgramEncoder, _boolean, _integer, bias_prompt
 
 # Moot for Whisper, or only bookkeeping: accepted so existing clients run unchanged.
 ACCEPTED_BOOLEAN = ("punctuate", "smart_format", "numerals", "profanity_filter", "filler_words",
@@ -40,13 +40,7 @@ SINGLE = ("model", "language", "encoding", "sample_rate", "channels", "multichan
           "custom_intent_mode", "callback", "callback_method")
 KNOWN = frozenset(REPEATABLE + SINGLE)
 
-# Keyterms and keywords become Whisper's initial prompt, which the model reads as preceding
-# text: it nudges spelling and vocabulary. Whisper keeps at most ~224 prompt tokens, so the
-# list is bounded well below that (about four characters a token in English).
-MAX_BIAS_TERMS = 100
-# LiveKit's Deepgram plugin sends `keywords=NOT_GIVEN` (its unset sentinel) on recognize().
-IGNORED_TERMS = frozenset({"NOT_GIVEN"})
-MAX_BIAS_CHARS = 600
+
 @dataclass(frozen=True)
 class PrerecordedOptions:
     """A validated pre-recorded request (everything but the audio)."""
@@ -75,23 +69,6 @@ def _grouped(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
         if len(values) > 1 and name not in REPEATABLE:
             raise InvalidParameter(f"{name} given {len(values)} times; give it once", param=name)
     return params
-
-
-def _bias_prompt(keyterms: list[str], keywords: list[str]) -> str | None:
-    # keywords are "word:intensifier" (Deepgram); the intensifier has no Whisper equivalent.
-    terms = [t.strip() for t in keyterms]
-    terms += [k.rsplit(":", 1)[0].strip() if ":" in k else k.strip() for k in keywords]
-    terms = list(dict.fromkeys(t for t in terms if t and t not in IGNORED_TERMS))
-    if not terms:
-        return None
-    if len(terms) > MAX_BIAS_TERMS:
-        raise InvalidParameter(f"{len(terms)} keyterms/keywords; at most {MAX_BIAS_TERMS}",
-                               param="keyterm")
-    prompt = ", ".join(terms) + "."
-    if len(prompt) > MAX_BIAS_CHARS:
-        raise InvalidParameter(f"keyterms/keywords total {len(prompt)} characters; at most "
-                               f"{MAX_BIAS_CHARS}", param="keyterm")
-    return prompt
 
 
 def _utt_split(raw: str | None) -> float:
@@ -160,7 +137,7 @@ def parse_query(items: Iterable[tuple[str, str]]) -> PrerecordedOptions:
         utterances=_boolean(single, "utterances", False),
         utt_split=_utt_split(single.get("utt_split")),
         raw=_raw_format(single),
-        prompt=_bias_prompt(grouped.get("keyterm", []), grouped.get("keywords", [])),
+        prompt=bias_prompt(grouped.get("keyterm", []), grouped.get("keywords", [])),
         tags=tuple(grouped.get("tag", [])),
         extra=extra or None)
 

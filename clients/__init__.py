@@ -12,6 +12,8 @@
 - `ResilientStream`: reconnects with backoff, reports unsent audio (`clients.resilient`)
 - `connect_sync()` / `SyncStream`: the same, blocking (`clients.sync`)
 - `stream_file()` / `iter_file()`: a file streamed at real-time pace or faster (`clients.file_stream`)
+- `connect_realtime()` / `RealtimeClient`: the same events over `/v1/realtime`, OpenAI's or
+  Together's protocol (`clients.realtime`)
 - typed events (`clients.events`), options (`clients.options`), exceptions (`clients.errors`)
 
 The microphone client (`clients.mic`) needs PortAudio and is imported on its own.
@@ -43,6 +45,7 @@ from .events import (
 )
 from .file_stream import iter_file, read_audio, stream_file
 from .options import StreamOptions, listen_url
+from .realtime import RealtimeClient, connect_realtime
 from .resilient import Backoff, ResilientStream, StreamStats
 from .sync import SyncStream, connect_sync
 
@@ -56,6 +59,7 @@ __all__ = [
     "ConnectionRejected",
     "Event",
     "Metadata",
+    "RealtimeClient",
     "Reconnected",
     "Reconnecting",
     "ResilientStream",
@@ -71,6 +75,7 @@ __all__ = [
     "UtteranceEnd",
     "Word",
     "connect",
+    "connect_realtime",
     "connect_sync",
     "final_text",
     "iter_file",

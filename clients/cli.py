@@ -48,7 +48,8 @@ def _stream(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         async for event in iter_file(args.url, args.file, speed=args.speed, options=_options(args),
-                                     chunk_ms=args.chunk_ms, token=args.token):
+                                     chunk_ms=args.chunk_ms, token=args.token,
+                                     protocol=args.protocol):
             if args.json:
                 print(event_json(event), flush=True)
             else:
@@ -97,6 +98,10 @@ def add_client_commands(sub) -> None:
     stream.add_argument("--multichannel", action="store_true",
                         help="transcribe each channel on its own")
     stream.add_argument("--chunk-ms", type=float, default=50.0, help="audio per frame (default 50)")
+    stream.add_argument("--protocol", choices=("deepgram", "openai", "together"),
+                        default="deepgram",
+                        help="deepgram: /v1/listen (default); openai or together: /v1/realtime "
+                             "(mono, server VAD)")
     _add_common(stream)
     stream.set_defaults(func=_stream)
 

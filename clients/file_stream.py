@@ -1,4 +1,5 @@
-"""Stream an audio file to `/v1/listen` as if it were live, and collect what comes back.
+"""Stream an audio file as if it were live, and collect what comes back: over `/v1/listen`
+(Deepgram's protocol, the default) or `/v1/realtime` (`protocol="openai"` or `"together"`).
 
     events = await stream_file("ws://127.0.0.1:8000", "talk.wav", speed=0)   # as fast as possible
     print(final_text(events))
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import wave
+from functools import partial
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
@@ -24,6 +26,7 @@ from .connection import Connection, StreamClient
 from .errors import ConnectionLost
 from .events import Event
 from .options import StreamOptions
+from .realtime import RealtimeClient
 
 __all__ = ["audio_chunks", "file_options", "iter_file", "read_audio", "send_paced", "stream_file"]
 
@@ -97,12 +100,15 @@ async def send_paced(conn: Connection | Any, samples: np.ndarray, rate: int, *,
 
 async def iter_file(url: str, path: str | Path, *, speed: float = 1.0,
                     options: StreamOptions | None = None, chunk_ms: float = 50.0,
-                    **connect_kwargs: Any) -> AsyncIterator[Event]:
+                    protocol: str = "deepgram", **connect_kwargs: Any) -> AsyncIterator[Event]:
     """Stream the file and yield every event as it arrives, ending with the server's Metadata.
 
     `options` sets what the server should do (language, model, interim_results...); the
     encoding, rate and channels come from the file. `connect_kwargs` go to `connect()`
-    (token, headers, timeouts). Breaking out of the loop stops sending and closes.
+    (token, headers, timeouts). `protocol` "openai" or "together" streams over
+    `/v1/realtime` instead (mono: channels are mixed down; the Metadata is made by the
+    client once every utterance has completed). Breaking out of the loop stops sending and
+    closes.
     Raises ConnectionLost if the server's Metadata (which follows the last final) does not
     come within 30 s + the audio's duration after the last chunk.
     """
@@ -110,7 +116,8 @@ async def iter_file(url: str, path: str | Path, *, speed: float = 1.0,
     # After the last chunk the server may still be transcribing a backlog (speed 0 sends a
     # long file in moments): wait for Metadata as long as real-time processing would take.
     close_wait = max(connect_kwargs.get("close_timeout", 10.0), 30.0 + len(samples) / rate)
-    async with StreamClient(url, file_options(samples, rate, options), **connect_kwargs) as conn:
+    client = StreamClient if protocol == "deepgram" else partial(RealtimeClient, protocol=protocol)
+    async with client(url, file_options(samples, rate, options), **connect_kwargs) as conn:
         async def send_all() -> None:
             await send_paced(conn, samples, rate, speed=speed, chunk_ms=chunk_ms)
             if await conn.close(timeout=close_wait) is None and conn.metadata is None:

@@ -388,16 +388,24 @@ def section_soak(record: dict, img: Path, rel: str) -> str:
                  ["finals lost", f"**{r['finals_lost']}** of {r['finals_expected']} "
                                  f"({lost})"],
                  ["completed streams without Metadata", str(r["metadata_missing"])],
-                 ["server RSS at start / end / peak",
+                 ["server RSS idle before / idle after (settled) / peak",
                   f"{num(r['rss_start_mb'], 0)} / {num(r['rss_end_mb'], 0)} / "
                   f"{num(r['server']['peak_rss_mb'], 0)} MB"],
-                 ["server RSS growth over the run", num(r["rss_growth_mb"], 1, " MB")],
+                 ["server RSS growth over the run (idle after − idle before)",
+                  num(r["rss_growth_mb"], 1, " MB")],
+                 ["growth of the RSS floor, first to last quarter of the load (leak signal; "
+                  "ignores start-up growth and the model calls' transient buffers)",
+                  num(r.get("rss_floor_growth_mb"), 1, " MB")],
                  ["server CPU seconds per audio second", num(r["server"].get("cpu_per_audio_s"), 3)],
                  ["open streams after (its /healthz)", str(r["active_streams_after"])],
                  ["served a clean stream afterwards", "yes" if r["served_after"] else "**no**"],
              ]), "", "Codes seen (server `Error` messages, close codes of the streams that "
              "were not broken off on purpose, client-side failures):", "",
              table(["code", "count"], [[f"`{c}`", n] for c, n in r["codes"].items()])]
+    counted = r.get("server_errors_by_code")
+    parts += ["", "Errors by code as the server counted them (its `/metrics`): " + (
+        "none" if counted == {} else "not available (no `/metrics`, or it needs a key)"
+        if counted is None else ", ".join(f"`{c}` {n:g}" for c, n in counted.items())) + "."]
     plot_soak(r, img / "soak.png")
     parts += ["", f"![server RSS during the soak]({rel}/soak.png)"]
     return "\n".join(parts)

@@ -20,9 +20,10 @@ Ways to end a stream:
 The first three must deliver every utterance's final and the Metadata message: a missing
 final is counted in `finals_lost`. For all, the server's `Error` messages, its close codes
 and the client's failures are counted by code. Server RSS is sampled every second (the plot
-in the report). After the deadline each client finishes the stream it is in (bounded by
-`STREAM_TIMEOUT_S`), and after `SETTLE_S` the server must still answer /healthz and
-transcribe one clean stream.
+in the report); `rss_summary` says what grew. After the deadline each client finishes the
+stream it is in (every stream is bounded in time), and after `SETTLE_S` the server must
+still answer /healthz and transcribe one clean stream. Where the server has a Prometheus
+`/metrics` without a key, its own error counters by code are read before and after.
 """
 
 from __future__ import annotations
@@ -30,15 +31,17 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import socket
 import struct
 import time
 import urllib.parse
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from . import metrics, streams
-from .processes import ResourceMonitor, http_json, usage_per_audio
+from .processes import ResourceMonitor, http_json, rss_bytes, usage_per_audio
 
 FAULTS = {"clean": 3, "closestream_keepalive": 2, "slow_reader": 2, "abrupt_close": 1,
           "socket_kill": 1, "close_frame": 1}
@@ -50,6 +53,8 @@ STREAM_TIMEOUT_S = 90.0     # from the end of the audio to the server's close
 SETTLE_S = 5.0
 RSS_EVERY_S = 1.0
 PAUSE_S = 1.0               # between utterances of a soak stream
+METRIC_SAMPLE = re.compile(r"^(?P<name>[A-Za-z_:][\w:]*)\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)")
+CODE_LABEL = re.compile(r'(?:^|,)\s*code="([^"]*)"')
 
 
 @dataclass
@@ -164,8 +169,16 @@ async def _client(ws_url: str, k: int, deadline: float, rng: random.Random, pool
         clips = rng.sample(pool, rng.choice((1, 2)))
         stream = streams.build_stream(clips, pause_s=PAUSE_S, tail_s=1.5)
         fault = rng.choices(list(FAULTS), weights=list(FAULTS.values()))[0]
-        outcomes.append(await soak_stream(ws_url, stream, fault, rng.uniform(0.2, 0.8),
-                                          endpointing_ms))
+        # a server that stops reading could hold a send forever: every stream has a bound
+        bound_s = stream.duration + 30 + 2 * STREAM_TIMEOUT_S
+        try:
+            outcome = await asyncio.wait_for(soak_stream(
+                ws_url, stream, fault, rng.uniform(0.2, 0.8), endpointing_ms), bound_s)
+        except TimeoutError:
+            outcome = Outcome(fault, len(stream.utterances), stream.duration,
+                              finals_lost=len(stream.utterances) if fault in COMPLETING else 0,
+                              codes=["client/stream over its time bound"])
+        outcomes.append(outcome)
 
 
 async def _soak(ws_url: str, n: int, seconds: float, seed: int,
@@ -176,6 +189,54 @@ async def _soak(ws_url: str, n: int, seconds: float, seed: int,
     await asyncio.gather(*(_client(ws_url, k, deadline, random.Random(seed * 1000 + k), pool,
                                    endpointing_ms, outcomes) for k in range(n)))
     return outcomes
+
+
+def server_error_counts(http_url: str) -> dict[str, float] | None:
+    """Errors by code as the server counts them: the samples of its Prometheus `/metrics`
+    whose name contains "error" and that carry a `code` label, summed per code. None when
+    it has no such endpoint (or it needs a key)."""
+    try:
+        with urllib.request.urlopen(f"{http_url}/metrics", timeout=10) as response:
+            return error_counts(response.read().decode("utf-8", "replace"))
+    except (OSError, ValueError):
+        return None
+
+
+def error_counts(text: str) -> dict[str, float]:
+    """Prometheus text: the samples named like an error counter, summed per `code` label."""
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        match = METRIC_SAMPLE.match(line)
+        if match and "error" in match["name"] and not match["name"].endswith("_created"):
+            code = CODE_LABEL.search(match["labels"])
+            if code:
+                counts[code[1]] = counts.get(code[1], 0.0) + float(match["value"])
+    return counts
+
+
+def _difference(before: dict[str, float] | None,
+                after: dict[str, float] | None) -> dict[str, float] | None:
+    if before is None or after is None:
+        return None
+    return {code: n - before.get(code, 0.0) for code, n in sorted(after.items())
+            if n != before.get(code, 0.0)}
+
+
+def rss_summary(samples: list[tuple[float, float]], load_ended_s: float,
+                idle_after_mb: float | None) -> dict:
+    """RSS before the load and after it settled (both idle), their difference, and the
+    leak signal that ignores start-up growth and the model calls' transient buffers: the
+    lowest RSS of the last quarter of the load minus that of the first quarter."""
+    if not samples or idle_after_mb is None:
+        return {"rss_start_mb": None, "rss_end_mb": None, "rss_growth_mb": None,
+                "rss_floor_growth_mb": None}
+    load = [(t, mb) for t, mb in samples if t <= load_ended_s] or samples
+    quarter = load_ended_s / 4
+    first = [mb for t, mb in load if t <= quarter] or [load[0][1]]
+    last = [mb for t, mb in load if t >= load_ended_s - quarter] or [load[-1][1]]
+    return {"rss_start_mb": samples[0][1], "rss_end_mb": idle_after_mb,
+            "rss_growth_mb": idle_after_mb - samples[0][1],
+            "rss_floor_growth_mb": min(last) - min(first)}
 
 
 def summarize(outcomes: list[Outcome]) -> dict:
@@ -201,12 +262,14 @@ def run(context) -> dict:
                 f"{settings.soak_seed}")
     from .latency import warm_up
     asyncio.run(warm_up(target.ws_url))
+    counted_before = server_error_counts(target.http_url)
     monitor = ResourceMonitor(target.pid, interval_s=RSS_EVERY_S, keep_samples=True).start()
     started = time.monotonic()
     outcomes = asyncio.run(_soak(target.ws_url, settings.soak_streams, seconds,
                                  settings.soak_seed, settings.endpointing_ms))
     load_ended_s = time.monotonic() - started
     time.sleep(SETTLE_S)
+    idle_after = rss_bytes(target.pid) / 2**20 if target.pid else None
     health = http_json(f"{target.http_url}/healthz")
     after = asyncio.run(streams.run_deepgram(
         target.ws_url, streams.workload(1, 1, tail_s=1.5)[0], speed=0,
@@ -215,14 +278,14 @@ def run(context) -> dict:
     summary = summarize(outcomes)
     samples = usage.pop("samples")
     usage = usage_per_audio([usage], summary["audio_seconds"] + metrics.audio_seconds(after))
-    rss = [mb for _, mb in samples]
+    rss = rss_summary(samples, load_ended_s, idle_after)
     context.log(f"soak: {summary['streams']} streams, finals lost {summary['finals_lost']} of "
                 f"{summary['finals_expected']}, codes {summary['codes']}")
     return {**summary, "soak_streams": settings.soak_streams, "seconds": seconds,
             "seed": settings.soak_seed, "load_ended_s": load_ended_s,
-            "server": usage, "rss_samples": samples,
-            "rss_start_mb": rss[0] if rss else None, "rss_end_mb": rss[-1] if rss else None,
-            "rss_growth_mb": rss[-1] - rss[0] if rss else None,
+            "server": usage, "rss_samples": samples, **rss,
+            "server_errors_by_code": _difference(counted_before,
+                                                 server_error_counts(target.http_url)),
             "active_streams_after": (health or {}).get("active_streams"),
             "healthz_after": health is not None,
             "served_after": not after.error and bool(metrics.final_text(after))}

@@ -225,3 +225,28 @@ def test_quick_baseline_and_soak_produce_numbers(server, tmp_path):
     text = docs.read_text()
     assert "candidate / baseline" in text and "## 6. Soak" in text
     assert (tmp_path / "img" / "soak.png").is_file()
+
+
+def test_soak_reads_errors_by_code_from_prometheus_text():
+    from bench.soak import error_counts
+
+    text = "\n".join([
+        "# HELP streamscribe_errors_total Errors sent to clients, by code",
+        "# TYPE streamscribe_errors_total counter",
+        'streamscribe_errors_total{code="invalid_json",protocol="deepgram"} 2.0',
+        'streamscribe_errors_total{protocol="twilio",code="invalid_json"} 1.0',
+        'streamscribe_errors_total{code="idle_timeout"} 1.0',
+        'streamscribe_errors_created{code="idle_timeout"} 1.7e9',
+        'streamscribe_streams_open{protocol="deepgram"} 3.0',
+        'streamscribe_finals_sent_total{code="x"} 9.0'])
+    assert error_counts(text) == {"invalid_json": 3.0, "idle_timeout": 1.0}
+
+
+def test_soak_rss_floor_ignores_transient_peaks_but_not_growth():
+    from bench.soak import rss_summary
+
+    flat = [(t, 400.0 + (80 if t % 3 == 1 else 0)) for t in range(40)]
+    summary = rss_summary(flat, 36.0, 401.0)
+    assert summary["rss_floor_growth_mb"] == 0 and summary["rss_growth_mb"] == 1.0
+    leaking = [(t, 400.0 + t) for t in range(40)]
+    assert rss_summary(leaking, 36.0, 440.0)["rss_floor_growth_mb"] >= 27

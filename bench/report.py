@@ -396,7 +396,8 @@ def section_soak(record: dict, img: Path, rel: str) -> str:
                  ["growth of the RSS floor, first to last quarter of the load (leak signal; "
                   "ignores start-up growth and the model calls' transient buffers)",
                   num(r.get("rss_floor_growth_mb"), 1, " MB")],
-                 ["server CPU seconds per audio second", num(r["server"].get("cpu_per_audio_s"), 3)],
+                 ["server CPU seconds per audio second",
+                  num(r["server"].get("cpu_per_audio_s"), 3)],
                  ["open streams after (its /healthz)", str(r["active_streams_after"])],
                  ["served a clean stream afterwards", "yes" if r["served_after"] else "**no**"],
              ]), "", "Codes seen (server `Error` messages, close codes of the streams that "
@@ -414,6 +415,62 @@ def section_soak(record: dict, img: Path, rel: str) -> str:
 SECTIONS = {"accuracy": section_accuracy, "latency": section_latency,
             "concurrency": section_concurrency, "batch": section_batch, "peer": section_peer,
             "soak": section_soak}
+
+
+def _met(value, ok: bool) -> str:
+    return "–" if value is None else ("yes" if ok else "**no**")
+
+
+def targets(records: dict[str, dict]) -> list[list[str]]:
+    """Issue 8's and 9's "done when" figures that these results can show: target,
+    measured, met. Only rows whose suites ran (with a baseline where the target is a ratio)."""
+    rows = []
+    lat = records.get("latency", {}).get("result", {})
+    if lat.get("baseline"):
+        cpu = next(r for r in lat["comparison"] if r["measure"].startswith("server CPU seconds"))
+        times = 1 / cpu["ratio"] if cpu["ratio"] else None
+        rows.append(["server CPU per audio second, one stream: ≥ 3× lower than the baseline",
+                     f"{num(times, 2)}× lower ({num(cpu['candidate'], 3)} vs "
+                     f"{num(cpu['baseline'], 3)})", _met(times, (times or 0) >= 3)])
+    conc = records.get("concurrency", {}).get("result", {})
+    if conc.get("baseline"):
+        mine, theirs = conc["limit"], conc["baseline"]["limit"]
+        factor = mine / theirs if theirs else None
+        rows.append(["concurrency limit: ≥ 4× the baseline's",
+                     f"{mine} vs {theirs}" + (f" ({factor:.1f}×)" if factor else ""),
+                     _met(mine, bool(factor and factor >= 4) or (theirs == 0 and mine > 0))])
+    eight = next((lv for lv in conc.get("levels", []) if lv["streams"] == 8), None)
+    if eight:
+        rows.append(["8 streams: no final lost",
+                     f"{eight['finals_lost']} of {eight['utterances']} lost",
+                     _met(0, eight["finals_lost"] == 0)])
+    elif conc:
+        rows.append(["8 streams: no final lost", "not measured (a lower level saturated, or "
+                     "8 is not among the levels)", "**no**"])
+    if "final_latency_s" in lat:
+        endpointing = records["latency"]["settings"]["endpointing_ms"] / 1000
+        p50 = lat["final_latency_s"]["p50"]
+        rows.append([f"one stream: end of speech → final median ≤ endpointing + 0.15 s "
+                     f"({endpointing + 0.15:.2f} s)", num(p50, 2, " s"),
+                     _met(p50, p50 is not None and p50 <= endpointing + 0.15)])
+        rss = lat["server"]["peak_rss_mb"]
+        rows.append(["server RSS ≤ 400 MB (peak during the one-stream run)",
+                     num(rss, 0, " MB"), _met(rss, rss is not None and rss <= 400)])
+    acc = {g["group"][0]: g for g in records.get("accuracy", {}).get("result", {})
+           .get("overall", [])}
+    for name, limit_ in (("human English en_* (WER)", 1.03), ("all word-scored (WER)", 1.05)):
+        if name in acc:
+            ratio_ = acc[name]["ratio"]
+            rows.append([f"{name}: streaming / batch ≤ {limit_}", num(ratio_),
+                         _met(ratio_, ratio_ is not None and ratio_ <= limit_)])
+    soak = records.get("soak", {}).get("result", {})
+    if "finals_lost" in soak:
+        rows.append(["soak: zero finals lost", f"{soak['finals_lost']} of "
+                     f"{soak['finals_expected']}", _met(0, soak["finals_lost"] == 0)])
+        growth = soak["rss_growth_mb"]
+        rows.append(["soak: RSS growth under 20 MB over the run", num(growth, 1, " MB"),
+                     _met(growth, growth is not None and growth < 20)])
+    return rows
 
 
 def headline(records: dict[str, dict]) -> list[list[str]]:
@@ -483,11 +540,16 @@ def render(results_dir: Path, docs_path: Path) -> Path:
     else:
         any_record = next(iter(records.values()))
         settings = any_record["settings"]
-        out += ["## Summary", "", table(["", "value"], headline(records)), "",
-                "Settings (the same for every suite and for both sides of a comparison): "
+        out += ["## Summary", "", table(["", "value"], headline(records)), ""]
+        goals = targets(records)
+        if goals:
+            out += ["Targets of issues 8 and 9 (their \"done when\") that these results show:",
+                    "", table(["target", "measured", "met"], goals), ""]
+        out += ["Settings (the same for every suite and for both sides of a comparison): "
                 f"model `{settings['model']}` ({settings['compute_type']}, "
                 f"{settings['cpu_threads'] or 'each server’s default'} CPU threads per call, "
-                f"{settings['workers'] or 'each server’s default'} worker(s)), beam {settings['beam_size']} on our side, endpointing "
+                f"{settings['workers'] or 'each server’s default'} worker(s)), beam "
+                f"{settings['beam_size']} on our side, endpointing "
                 f"{settings['endpointing_ms']} ms, {settings['pause_s']} s pauses between "
                 f"utterances. {_server_models(any_record)}", "",
                 "<details><summary>All settings</summary>", "", "```json",

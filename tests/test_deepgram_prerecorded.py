@@ -270,6 +270,8 @@ def test_limits_and_auth(limited, start_server):
     ("POST", "/v1/audio/nope", 404, "openai"),
     ("DELETE", "/v1/models", 405, "openai"),
     ("POST", "/healthz", 405, "openai"),
+    ("GET", "/v1/realtime", 426, "openai"),
+    ("GET", "/v1/twilio", 426, "openai"),
 ])
 def test_unknown_paths_and_methods_answer_json(server, method, path, status, shape):
     response = httpx.request(method, server.http_url + path, timeout=timeout(10))

@@ -6,8 +6,8 @@ and unexpected server errors, each in the error shape of the API family its path
     anything else                     the same OpenAI-style body the server's other REST
                                       endpoints (/healthz, /v1/twilio/calls) use
 
-A plain HTTP GET on `/v1/listen` (a WebSocket endpoint for streaming, POST for pre-recorded)
-gets 426 Upgrade Required naming both.
+A plain HTTP GET on a WebSocket endpoint (`/v1/listen`, `/v1/realtime`, `/v1/twilio`...)
+gets 426 Upgrade Required.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -40,6 +41,19 @@ def render(path: str, error: StreamscribeError,
     return JSONResponse(error.to_openai(), status_code=error.status, headers=headers)
 
 
+def _websocket_path(app: Any, path: str) -> bool:
+    return any(isinstance(route, WebSocketRoute) and route.path_regex.match(path)
+               for route in app.router.routes)
+
+
+def _upgrade_required(path: str, headers: dict[str, str]) -> JSONResponse:
+    headers["Upgrade"] = "websocket"
+    also = " (or POST for pre-recorded audio)" if "Allow" in headers else ""
+    return render(path, InvalidRequest(
+        f"{path} is a WebSocket endpoint: send the Upgrade headers{also}",
+        code="upgrade_required", status=426), headers)
+
+
 def _not_found(method: str, path: str) -> StreamscribeError:
     return InvalidRequest(f"no endpoint {method} {path}", code="not_found", status=404)
 
@@ -49,11 +63,8 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     path, method = request.url.path, request.method
     headers = dict(exc.headers or {})
-    if exc.status_code == 405 and path == "/v1/listen" and method == "GET":
-        headers["Upgrade"] = "websocket"
-        return render(path, InvalidRequest(
-            "/v1/listen streams over WebSocket (send the Upgrade headers), or transcribes "
-            "pre-recorded audio with POST", code="upgrade_required", status=426), headers)
+    if exc.status_code == 405 and method == "GET" and _websocket_path(request.app, path):
+        return _upgrade_required(path, headers)
     if exc.status_code == 405:
         allowed = headers.get("Allow", "")
         return render(path, InvalidRequest(f"{method} is not allowed on {path}; allowed: "
@@ -82,8 +93,12 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
             await websocket.close(code=1008, reason="no such endpoint")
         return
     if scope["type"] == "http":
-        await render(scope["path"], _not_found(scope["method"], scope["path"]))(
-            scope, receive, send)
+        path = scope["path"]
+        if scope["method"] == "GET" and _websocket_path(scope["app"], path):
+            response = _upgrade_required(path, {})
+        else:
+            response = render(path, _not_found(scope["method"], path))
+        await response(scope, receive, send)
 
 
 def exception_handlers() -> dict[Any, Callable[[Request, Exception], Awaitable[JSONResponse]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -40,8 +41,10 @@ async def readyz(request: Request) -> JSONResponse:
                         status_code=200 if lifecycle.ready else 503)
 
 
-async def error_handler(request: Request, exc: StreamscribeError) -> JSONResponse:
-    return JSONResponse(exc.to_openai(), status_code=exc.status)
+async def error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Registered for StreamscribeError: its OpenAI body and status."""
+    error = exc if isinstance(exc, StreamscribeError) else StreamscribeError(str(exc))
+    return JSONResponse(error.to_openai(), status_code=error.status)
 
 
 def create_app(config: ServerConfig, engine: Engine | None = None) -> Starlette:
@@ -51,7 +54,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> Starlette:
     state = AppState(config=config, engine=engine)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await engine.start()
         state.lifecycle.model_loaded = True
         log.info("model %s ready", engine.default)

@@ -84,8 +84,7 @@ class Lifecycle:
             if not receiving.done():
                 receiving.cancel()
         if receiving in done:
-            message: dict[str, Any] = receiving.result()
-            return message
+            return dict(receiving.result())
         if stopping in done:
             return None
         raise TimeoutError

@@ -16,11 +16,13 @@ import logging
 from typing import Any
 
 from starlette.responses import JSONResponse
-from starlette.routing import WebSocketRoute
+from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.types import Message
 
 from ..config import StreamConfig
 from ..core.events import StreamWarning
+from ..core.session import StreamOptions
 from ..errors import ProtocolError, StreamscribeError
 from ..model.scheduler import TranscriptionScheduler
 from ..protocols import deepgram
@@ -54,7 +56,8 @@ async def stream_model(state: AppState, model: str | None,
     return scheduler
 
 
-async def open_stream(websocket: WebSocket, options) -> tuple[LiveStream, str] | None:
+async def open_stream(websocket: WebSocket, options: StreamOptions,
+                      ) -> tuple[LiveStream, str] | None:
     """Resolve the model for a validated stream; reject the upgrade if it cannot be served."""
 
     state = state_of(websocket)
@@ -100,7 +103,7 @@ async def _converse(websocket: WebSocket, stream: LiveStream, encoder: deepgram.
     stopping = asyncio.create_task(lifecycle.stopping.wait())
     code, reason = 1000, ""
     try:
-        pending: set[asyncio.Task] = {receiving, sending, stopping}
+        pending: set[asyncio.Task[Any]] = {receiving, sending, stopping}
         while sending in pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if receiving in done:
@@ -167,7 +170,7 @@ class _Reader:
             async with self._lock:
                 await self._handle(message)
 
-    async def _handle(self, message: dict[str, Any]) -> None:
+    async def _handle(self, message: Message) -> None:
         data = message.get("bytes")
         if data is not None:
             if self.closing:
@@ -198,7 +201,8 @@ class _Reader:
             await self._close()
 
 
-async def _send(websocket: WebSocket, stream: LiveStream, encoder) -> bool:
+async def _send(websocket: WebSocket, stream: LiveStream,
+                encoder: deepgram.DeepgramEncoder) -> bool:
     """Send every event; True when the stream ended normally (so Metadata may follow)."""
     try:
         async for event in stream.events():
@@ -209,5 +213,5 @@ async def _send(websocket: WebSocket, stream: LiveStream, encoder) -> bool:
     return not stream.aborted
 
 
-def routes() -> list:
+def routes() -> list[BaseRoute]:
     return [WebSocketRoute("/v1/listen", listen)]

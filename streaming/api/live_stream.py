@@ -9,6 +9,7 @@ fill up, partials are dropped (counted) but finals never are; intake waits inste
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
 from dataclasses import replace
@@ -18,6 +19,7 @@ from ..config import ServerConfig
 from ..core.events import Event, StreamWarning, Transcription
 from ..core.session import Job, StreamOptions, StreamSession
 from ..model.scheduler import Priority, TranscriptionScheduler
+from ..model.transcriber import Transcript
 
 
 class LiveStream:
@@ -32,7 +34,7 @@ class LiveStream:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
-        self._futures: dict[int, asyncio.Future] = {}
+        self._futures: dict[int, asyncio.Future[Transcript]] = {}
         self._ended_at: dict[tuple[int, int], float] = {}   # (channel, utterance) -> wall time
         self._aborted = False
         self.partials_shed = 0          # refused by the scheduler (workers busy)
@@ -113,9 +115,9 @@ class LiveStream:
             future = asyncio.ensure_future(
                 self.scheduler.transcribe(job.audio, job.options, Priority.FINAL))
         self._futures[job.id] = future
-        future.add_done_callback(lambda f, job_id=job.id: self._finished(job_id, f))
+        future.add_done_callback(functools.partial(self._finished, job.id))
 
-    def _finished(self, job_id: int, future: asyncio.Future) -> None:
+    def _finished(self, job_id: int, future: asyncio.Future[Transcript]) -> None:
         if self._futures.pop(job_id, None) is None or future.cancelled():
             return
         error = future.exception()

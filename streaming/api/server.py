@@ -15,6 +15,7 @@ from typing import Iterator
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from ..config import ServerConfig
 from ..model.engine import Engine
@@ -42,7 +43,7 @@ class _ClientBehaviourFilter(logging.Filter):
 logging.getLogger("uvicorn.error").addFilter(_ClientBehaviourFilter())
 
 
-def uvicorn_config(app, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
+def uvicorn_config(app: ASGIApp, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
     # websockets' sans-I/O implementation; size limits are enforced by our own handlers, so the
     # transport limit only guards against absurd frames.
     return uvicorn.Config(app, host=host, port=port, ws="websockets-sansio", ws_max_size=64 << 20,

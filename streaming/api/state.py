@@ -7,7 +7,6 @@ endpoints without a cycle.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from starlette.requests import HTTPConnection
 

@@ -27,9 +27,11 @@ from ..batch.url_fetch import download, is_url
 from ..booleans import parse_bool
 from ..errors import InvalidParameter, StreamscribeError, TranscriptionError
 from ..languages import parse_language_set
-from ..model.transcriber import TranscribeOptions
+from ..model.scheduler import TranscriptionScheduler
+from ..model.transcriber import Task, TranscribeOptions
 from .auth import authorize
 from .disconnect import until_disconnected
+from .state import AppState, state_of
 from .uploads import read_form
 
 GRANULARITIES = ("segment", "word")
@@ -66,7 +68,7 @@ def _flag(form: FormData, name: str) -> bool:
         raise InvalidParameter(f"{name} must be true or false", param=name) from None
 
 
-def parse_params(form: FormData, task: str, beam_size: int = 1) -> BatchParams:
+def parse_params(form: FormData, task: Task, beam_size: int = 1) -> BatchParams:
     """Validate the form; raises InvalidParameter naming the offending field."""
     response_format = (_one(form, "response_format") or "json").lower()
     if response_format not in RESPONSE_FORMATS:
@@ -110,7 +112,7 @@ def parse_params(form: FormData, task: str, beam_size: int = 1) -> BatchParams:
 
 async def _open_input(form: FormData, request: Request) -> tuple[AudioFile, BinaryIO]:
     """The `file` field (an upload or a URL) as an opened AudioFile and the file behind it."""
-    state = request.app.state.streamscribe
+    state = state_of(request)
     config = state.config.batch
     value = form.get("file")
     if isinstance(value, UploadFile):
@@ -143,10 +145,11 @@ def _sse(event: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
 
 
-async def _events(audio: AudioFile, handle: BinaryIO, scheduler, params: BatchParams,
+async def _events(audio: AudioFile, handle: BinaryIO, scheduler: TranscriptionScheduler,
+                  params: BatchParams,
                   request: Request) -> AsyncIterator[bytes]:
     """OpenAI's transcript.text.delta per piece, then transcript.text.done; errors as events."""
-    config = request.app.state.streamscribe.config.batch
+    config = state_of(request).config.batch
     text = ""
     try:
         async for result in transcribe_pieces(audio, scheduler, params.options, config):
@@ -172,8 +175,8 @@ def _close(audio: AudioFile, handle: BinaryIO) -> None:
         handle.close()
 
 
-async def _handle(request: Request, task: str) -> Response:
-    state = request.app.state.streamscribe
+async def _handle(request: Request, task: Task) -> Response:
+    state = state_of(request)
     authorize(request)
     form = await read_form(request, state.config.batch)
     try:
@@ -219,7 +222,7 @@ async def translations(request: Request) -> Response:
     return await _handle(request, "translate")
 
 
-def _model_entries(state) -> list[dict[str, Any]]:
+def _model_entries(state: AppState) -> list[dict[str, Any]]:
     engine = state.engine
     loaded = engine.loaded()
     entries = [{"id": name, "object": "model", "created": 0, "owned_by": "streamscribe",
@@ -232,13 +235,13 @@ def _model_entries(state) -> list[dict[str, Any]]:
 
 
 async def list_models(request: Request) -> JSONResponse:
-    state = request.app.state.streamscribe
+    state = state_of(request)
     authorize(request)
     return JSONResponse({"object": "list", "data": _model_entries(state)})
 
 
 async def get_model(request: Request) -> JSONResponse:
-    state = request.app.state.streamscribe
+    state = state_of(request)
     authorize(request)
     wanted = request.path_params["model"]
     state.engine.local_name(wanted)  # raises ModelNotFound

@@ -10,10 +10,10 @@ costs disk, not memory.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, BinaryIO
+from typing import Any, AsyncGenerator, BinaryIO
 from urllib.parse import parse_qsl
 
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
@@ -33,7 +33,7 @@ def _check_declared(request: Request, config: BatchConfig) -> None:
         raise _too_large(config.max_upload_bytes)
 
 
-async def _limited(request: Request, config: BatchConfig) -> AsyncIterator[bytes]:
+async def _limited(request: Request, config: BatchConfig) -> AsyncGenerator[bytes, None]:
     received = 0
     chunks = request.stream().__aiter__()
     while True:
@@ -64,7 +64,9 @@ async def read_form(request: Request, config: BatchConfig) -> FormData:
     if content_type.startswith("application/x-www-form-urlencoded"):
         # A URL-only request needs no multipart; the body is small by nature but still capped.
         body = b"".join([chunk async for chunk in _limited(request, config)])
-        return FormData(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        fields: list[tuple[str, str | UploadFile]] = list(
+            parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        return FormData(fields)
     raise InvalidRequest("send the request as multipart/form-data with a 'file' field",
                          param="file")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -31,7 +31,7 @@ async def page_config(request: Request) -> JSONResponse:
     })
 
 
-def routes() -> list:
+def routes() -> list[BaseRoute]:
     return [
         Route("/", index),
         Route("/web/config.json", page_config),

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import AsyncIterator, Callable, Generator, Iterator
+from typing import AsyncIterator, Callable, Generator
 
 from ..audio import to_float32
 from ..config import BatchConfig

@@ -45,7 +45,7 @@ def _models(args: argparse.Namespace) -> int:
 def _bench(argv: list[str]) -> int:
     from bench.harness import main as bench_main
 
-    return bench_main(argv)
+    return int(bench_main(argv))
 
 
 def _transcribe(args: argparse.Namespace) -> int:
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        status: int = args.func(args)
+        return status
     except StreamscribeError as exc:
         print(f"streamscribe: {exc.message}", file=sys.stderr)
         return 2

@@ -14,14 +14,15 @@ import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO, Callable, TextIO
+from typing import Any, BinaryIO, Callable, IO, TextIO, cast
 
 from ..batch.formats import render
 from ..batch.url_fetch import download, is_url
 from ..config import BatchConfig, ServerConfig
 from ..errors import StreamscribeError, TranscriptionError
 from ..languages import parse_language_set
-from ..model.transcriber import TranscribeOptions
+from ..model.engine import Engine
+from ..model.transcriber import Task, TranscribeOptions
 
 PROGRESS_MIN_S = 60.0   # shorter files finish before a bar would say anything
 
@@ -31,7 +32,7 @@ class TranscribeRequest:
     source: str                     # a path or an http(s) URL
     model: str | None = None
     language: str | None = None
-    task: str = "transcribe"
+    task: Task = "transcribe"
     response_format: str = "text"
     prompt: str | None = None
     temperature: float = 0.0
@@ -63,11 +64,11 @@ class ProgressBar:
         self.total = total
         self.stream = stream
         self.unit = unit
-        self.enabled = bool(total) and total >= minimum
+        self.enabled = total is not None and total >= minimum
         self.drawn = False
 
     def __call__(self, done: float) -> None:
-        if self.enabled:
+        if self.enabled and self.total is not None:
             self.stream.write("\r" + progress_line(done, self.total, unit=self.unit))
             self.stream.flush()
             self.drawn = True
@@ -96,7 +97,8 @@ async def _local_input(source: str, config: BatchConfig) -> BinaryIO:
 
 
 async def run_in_process(request: TranscribeRequest, config: ServerConfig,
-                         stderr: TextIO | None = None, engine=None) -> str | dict:
+                         stderr: TextIO | None = None, engine: Engine | None = None,
+                         ) -> str | dict[str, Any]:
     """Load the model here and transcribe; returns the rendered body."""
     from ..batch.decode import AudioFile
     from ..batch.pipeline import transcribe_file
@@ -141,12 +143,12 @@ class _ReadProgress:
 
 
 def run_remote(request: TranscribeRequest, url: str, api_key: str | None = None,
-               stderr: TextIO | None = None, timeout_s: float = 3600.0) -> str | dict:
+               stderr: TextIO | None = None, timeout_s: float = 3600.0) -> str | dict[str, Any]:
     """POST the file (or its URL) to a server's /v1/audio/{transcriptions,translations}."""
     import httpx
 
     endpoint = "translations" if request.task == "translate" else "transcriptions"
-    data = {"model": request.model or "whisper-1", "response_format": request.response_format,
+    data: dict[str, str | list[str]] = {"model": request.model or "whisper-1", "response_format": request.response_format,
             "temperature": str(request.temperature)}
     if request.language:
         data["language"] = request.language
@@ -163,7 +165,7 @@ def run_remote(request: TranscribeRequest, url: str, api_key: str | None = None,
             bar = ProgressBar(size, stderr or sys.stderr, unit="B", minimum=10e6)
             with open(request.source, "rb") as handle:
                 upload = _ReadProgress(handle, bar)
-                files = {"file": (Path(request.source).name, upload)}
+                files = {"file": (Path(request.source).name, cast(IO[bytes], upload))}
                 try:
                     response = client.post(f"/v1/audio/{endpoint}", data=data, files=files)
                 finally:
@@ -173,11 +175,12 @@ def run_remote(request: TranscribeRequest, url: str, api_key: str | None = None,
             TranscriptionError(f"server answered HTTP {response.status_code}: "
                                f"{response.text[:200]}")
     if request.response_format in ("json", "verbose_json"):
-        return response.json()
+        body: dict[str, Any] = response.json()
+        return body
     return response.text
 
 
-def write_output(body: str | dict, out: str | None, stdout: TextIO | None = None) -> None:
+def write_output(body: str | dict[str, Any], out: str | None, stdout: TextIO | None = None) -> None:
     text = json.dumps(body, ensure_ascii=False, indent=2) + "\n" if isinstance(body, dict) \
         else body
     if out:

@@ -158,7 +158,7 @@ class StreamSession:
         self.closed = True
 
     def job_done(self, job_id: int, transcript: Transcript | None,
-                 error: Exception | None = None) -> None:
+                 error: BaseException | None = None) -> None:
         job = self._inflight.pop(job_id, None)
         if job is None:
             return  # cancelled meanwhile

@@ -15,6 +15,8 @@ from ..errors import InvalidParameter
 
 SAMPLE_RATE = 16_000
 
+Task = Literal["transcribe", "translate"]
+
 
 @dataclass(frozen=True)
 class Word:
@@ -76,7 +78,7 @@ class TranscribeOptions:
 
     language: str | None = None
     languages: tuple[str, ...] | None = None
-    task: Literal["transcribe", "translate"] = "transcribe"
+    task: Task = "transcribe"
     prompt: str | None = None
     prefix: str | None = None
     temperature: float | tuple[float, ...] = 0.0

@@ -7,7 +7,6 @@ Shapes follow Deepgram's public API reference. Our additions ride along as extra
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone

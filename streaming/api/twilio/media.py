@@ -132,7 +132,7 @@ async def _receive_call(websocket: WebSocket, state: AppState, deferred_auth: bo
     call: Call | None = None
     streams: _CallStreams | None = None
     status: CallStatus = "completed"
-    close = (1000, "")
+    close: tuple[int, str] | None = (1000, "")
     idle_s, start_s = state.config.stream.idle_timeout_s, state.config.twilio.start_timeout_s
     start_by = asyncio.get_running_loop().time() + start_s
     gap_reported = False
@@ -161,28 +161,19 @@ async def _receive_call(websocket: WebSocket, state: AppState, deferred_auth: bo
                 # A broken sender can repeat one mistake 50 times a second: report the first
                 # ten, then one in a hundred (with the count).
                 if exc.fatal or protocol.errors <= 10 or protocol.errors % 100 == 0:
-                    message = exc.message if protocol.errors <= 10 else (
+                    report = exc.message if protocol.errors <= 10 else (
                         f"{exc.message} (error {protocol.errors} on this stream)")
                     log.warning("twilio stream %s: %s", protocol.start.stream_sid
-                                if protocol.start else "?", message)
+                                if protocol.start else "?", report)
                     if call is not None:
-                        call.error(exc.code, message)
+                        call.error(exc.code, report)
                 if exc.fatal:
                     status, close = "failed", (1008, exc.message[:120])
                     break
                 continue
             stop = False
             for action in actions:
-                if isinstance(action, proto.TrackAudio):
-                    await _append(streams.streams[action.track], action)
-                    if action.gap_refused_ms and not gap_reported:
-                        gap_reported = True
-                        log.warning("twilio call %s: a timestamp jumps %d ms past the audio "
-                                    "received; not filled", call.call_sid, action.gap_refused_ms)
-                        call.error("timestamp_gap_refused", f"{action.track}: a timestamp "
-                                   f"jumps {action.gap_refused_ms} ms past the audio received "
-                                   "on any track; that much silence was not inserted")
-                elif isinstance(action, proto.Start):
+                if isinstance(action, proto.Start):
                     if deferred_auth:
                         token = action.custom_parameters.get("token")
                         try:
@@ -199,6 +190,18 @@ async def _receive_call(websocket: WebSocket, state: AppState, deferred_auth: bo
                         status, close = "failed", (1008, exc.message[:120])
                         stop = True
                         break
+                    continue
+                # The protocol yields nothing but Start before a start; a failed Start ends the loop.
+                assert call is not None and streams is not None, "media before start"
+                if isinstance(action, proto.TrackAudio):
+                    await _append(streams.streams[action.track], action)
+                    if action.gap_refused_ms and not gap_reported:
+                        gap_reported = True
+                        log.warning("twilio call %s: a timestamp jumps %d ms past the audio "
+                                    "received; not filled", call.call_sid, action.gap_refused_ms)
+                        call.error("timestamp_gap_refused", f"{action.track}: a timestamp "
+                                   f"jumps {action.gap_refused_ms} ms past the audio received "
+                                   "on any track; that much silence was not inserted")
                 elif isinstance(action, proto.Dtmf):
                     call.publish({"type": "dtmf", "call_sid": call.call_sid, "track": action.track,
                                   "digit": action.digit})

@@ -47,8 +47,8 @@ async def call_events(websocket: WebSocket) -> None:
     registry = registry_of(websocket)
     await websocket.accept(subprotocol=subprotocol)
     try:
-        for message in snapshot:        # catch up: what was said before this subscriber came
-            await websocket.send_json(message)
+        for earlier in snapshot:        # catch up: what was said before this subscriber came
+            await websocket.send_json(earlier)
         if ended is not None:
             await websocket.send_json({"type": "call_ended", "call": ended})
             await websocket.close(code=1000)

@@ -12,7 +12,13 @@ from streaming.core.events import (
     Transcription,
     UtteranceEnd,
 )
-from streaming.core.session import StreamOptions, StreamSession
+from streaming.core.session import (
+    CancelJob,
+    StartJob,
+    StreamOptions,
+    StreamSession,
+    UtteranceEnded,
+)
 from streaming.model.backends.fake import FakeTranscriber
 
 from .synthetic import RATE, silence, voiced
@@ -28,30 +34,39 @@ def two_utterances(speech):
 
 
 def feed(session, pcm: np.ndarray, chunk_bytes=3200):
+    """Feed in chunks, reading the outputs after each one as the shell does."""
     data = pcm.astype("<i2").tobytes()
-    jobs = []
+    outputs = []
     for i in range(0, len(data), chunk_bytes):
         session.feed(data[i:i + chunk_bytes])
-        jobs += session.jobs()
-    return jobs
+        outputs += session.outputs()
+    return outputs
 
 
-def finals(events):
-    return [e for e in events if isinstance(e, Transcription) and e.is_final]
+def started(outputs):
+    return [o.job for o in outputs if isinstance(o, StartJob)]
+
+
+def live_finals(outputs):
+    """Final jobs handed out and not cancelled since."""
+    cancelled = {o.job_id for o in outputs if isinstance(o, CancelJob)}
+    return [j for j in started(outputs) if j.kind == "final" and j.id not in cancelled]
+
+
+def finals(outputs):
+    return [e for e in outputs if isinstance(e, Transcription) and e.is_final]
 
 
 def test_finals_are_emitted_in_order_even_when_results_arrive_reversed(speech):
     fake = FakeTranscriber(lambda audio, o: f"len {len(audio)}")
     session = StreamSession(StreamOptions(interim_results=False))
-    jobs = feed(session, two_utterances(speech))
+    outputs = feed(session, two_utterances(speech))
     session.close()
-    jobs += session.jobs()
-    cancelled = set(session.cancelled())
-    live = [j for j in jobs if j.kind == "final" and j.id not in cancelled]
+    live = live_finals(outputs + session.outputs())
     assert len(live) == 2
     for job in reversed(live):
         session.job_done(job.id, fake.transcribe(job.audio, job.options))
-    out = finals(session.events())
+    out = finals(session.outputs())
     assert [e.utterance for e in out] == [0, 1]
     assert all(e.speech_final for e in out)
     assert session.done
@@ -65,11 +80,11 @@ def test_partials_are_stable_and_stale_ones_are_dropped(speech):
     data = pcm.astype("<i2").tobytes()
     for i in range(0, len(data), 1600):
         session.feed(data[i:i + 1600])
-        for job in session.jobs():
+        for job in started(session.outputs()):
             if job.kind == "partial":
                 text = next(hypotheses, "in being comparatively modern")
                 session.job_done(job.id, FakeTranscriber(text).transcribe(job.audio, job.options))
-        events += session.events()
+        events += session.outputs()
     partials = [e for e in events if isinstance(e, Transcription) and not e.is_final]
     assert len(partials) >= 3
     stable = [e.stable_words for e in partials]
@@ -82,28 +97,28 @@ def test_partials_are_stable_and_stale_ones_are_dropped(speech):
 
 def test_partial_for_a_finished_utterance_is_not_emitted(speech):
     session = StreamSession(StreamOptions(interim_results=True))
-    jobs = feed(session, np.concatenate([silence(0.3), speech[0]]))
-    partial = next(j for j in jobs if j.kind == "partial")
-    feed(session, silence(1.5))
+    outputs = feed(session, np.concatenate([silence(0.3), speech[0]]))
+    partial = next(j for j in started(outputs) if j.kind == "partial")
+    assert any(o == CancelJob(partial.id) for o in feed(session, silence(1.5)))
     session.job_done(partial.id, FakeTranscriber("late").transcribe(partial.audio, partial.options))
-    assert not [e for e in session.events() if isinstance(e, Transcription) and not e.is_final]
+    assert not [e for e in session.outputs() if isinstance(e, Transcription) and not e.is_final]
 
 
 def test_finalize_without_speech_answers_with_an_empty_final():
     session = StreamSession(StreamOptions())
     feed(session, silence(1.0))
     session.finalize()
-    out = finals(session.events())
+    out = finals(session.outputs())
     assert len(out) == 1 and out[0].from_finalize and out[0].text == ""
 
 
 def test_finalize_mid_utterance_flushes_it(speech):
     session = StreamSession(StreamOptions(interim_results=False))
-    feed(session, np.concatenate([silence(0.3), speech[1][: RATE * 2]]))
+    outputs = feed(session, np.concatenate([silence(0.3), speech[1][: RATE * 2]]))
     session.finalize()
-    job = [j for j in session.jobs() if j.kind == "final"][-1]
+    job = live_finals(outputs + session.outputs())[-1]
     session.job_done(job.id, FakeTranscriber("produced the").transcribe(job.audio, job.options))
-    out = finals(session.events())
+    out = finals(session.outputs())
     assert len(out) == 1 and out[0].from_finalize and not out[0].speech_final
     assert out[0].text == "produced the"
 
@@ -111,14 +126,12 @@ def test_finalize_mid_utterance_flushes_it(speech):
 def test_vad_events_and_utterance_end(speech):
     session = StreamSession(StreamOptions(interim_results=False, vad_events=True,
                                           utterance_end_ms=1000))
-    jobs = feed(session, np.concatenate([silence(0.5), speech[0], silence(0.8)]))
-    events = session.events()
-    assert any(isinstance(e, SpeechStarted) for e in events)
-    job = [j for j in jobs if j.kind == "final" and j.id not in session.cancelled()][-1]
+    outputs = feed(session, np.concatenate([silence(0.5), speech[0], silence(0.8)]))
+    assert any(isinstance(e, SpeechStarted) for e in outputs)
+    job = live_finals(outputs)[-1]
     session.job_done(job.id, FakeTranscriber("in being comparatively modern.")
                      .transcribe(job.audio, job.options))
-    feed(session, silence(1.5))
-    events = session.events()
+    events = session.outputs() + feed(session, silence(1.5))
     ends = [e for e in events if isinstance(e, UtteranceEnd)]
     assert len(ends) == 1
     final = finals(events)[0]
@@ -130,25 +143,23 @@ def test_speech_ended_events_bracket_each_utterance_and_carry_the_prompt(speech)
                                           speech_ended_events=True, prompt="Mr. Quilter"))
     pcm = np.concatenate([silence(0.5), speech[0], silence(1.2), np.full(RATE // 20, 3000, np.int16),
                           silence(1.0)])
-    jobs = feed(session, pcm)
-    events = session.events()
-    started = [e for e in events if isinstance(e, SpeechStarted)]
-    ended = [e for e in events if isinstance(e, SpeechEnded)]
-    assert [e.utterance for e in started] == [e.utterance for e in ended]
-    assert ended[0].kept and ended[0].timestamp > started[0].timestamp
-    assert all(j.options.prompt == "Mr. Quilter" for j in jobs)
+    outputs = feed(session, pcm)
+    began = [e for e in outputs if isinstance(e, SpeechStarted)]
+    ended = [e for e in outputs if isinstance(e, SpeechEnded)]
+    assert [e.utterance for e in began] == [e.utterance for e in ended]
+    assert ended[0].kept and ended[0].timestamp > began[0].timestamp
+    assert all(j.options.prompt == "Mr. Quilter" for j in started(outputs))
     # Without the option (Deepgram), no SpeechEnded is emitted.
     plain = StreamSession(StreamOptions(interim_results=False, vad_events=True))
-    feed(plain, pcm)
-    assert not any(isinstance(e, SpeechEnded) for e in plain.events())
+    assert not any(isinstance(e, SpeechEnded) for e in feed(plain, pcm))
 
 
 def test_odd_sized_frames_decode_like_whole_ones(speech):
     pcm = two_utterances(speech)
     whole = StreamSession(StreamOptions(interim_results=False))
     odd = StreamSession(StreamOptions(interim_results=False))
-    a = feed(whole, pcm, chunk_bytes=3200)
-    b = feed(odd, pcm, chunk_bytes=1001)
+    a = started(feed(whole, pcm, chunk_bytes=3200))
+    b = started(feed(odd, pcm, chunk_bytes=1001))
     assert [(j.kind, len(j.audio)) for j in a] == [(j.kind, len(j.audio)) for j in b]
     assert all(np.array_equal(x.audio, y.audio) for x, y in zip(a, b))
 
@@ -162,25 +173,24 @@ def test_multichannel_mulaw_8k_transcribes_each_channel(speech):
     session = StreamSession(StreamOptions(encoding="mulaw", sample_rate=8000, channels=2,
                                           multichannel=True, interim_results=False))
     data = mulaw_encode(stereo)
+    outputs = []
     for i in range(0, len(data), 999):
         session.feed(data[i:i + 999])
+        outputs += session.outputs()
     session.close()
-    jobs = [j for j in session.jobs() if j.kind == "final"]
-    live = [j for j in jobs if j.id not in set(session.cancelled())]
-    for job in live:
+    for job in live_finals(outputs + session.outputs()):
         session.job_done(job.id, FakeTranscriber(f"channel {job.channel}")
                          .transcribe(job.audio, job.options))
-    out = finals(session.events())
+    out = finals(session.outputs())
     assert sorted({e.channel for e in out}) == [0, 1]
     assert all(e.text == f"channel {e.channel}" for e in out)
 
 
 def test_a_failed_final_is_reported_not_lost(speech):
     session = StreamSession(StreamOptions(interim_results=False))
-    jobs = feed(session, np.concatenate([silence(0.3), speech[0], silence(1.0)]))
-    job = [j for j in jobs if j.kind == "final" and j.id not in session.cancelled()][-1]
+    job = live_finals(feed(session, np.concatenate([silence(0.3), speech[0], silence(1.0)])))[-1]
     session.job_done(job.id, None, RuntimeError("backend down"))
-    events = session.events()
+    events = session.outputs()
     warnings = [e for e in events if isinstance(e, StreamWarning)]
     assert warnings and warnings[0].code == "transcription_failed"
     assert len(finals(events)) == 1
@@ -188,13 +198,51 @@ def test_a_failed_final_is_reported_not_lost(speech):
 
 def test_likely_hallucination_is_suppressed_and_flagged(speech):
     session = StreamSession(StreamOptions(interim_results=False))
-    jobs = feed(session, np.concatenate([silence(0.3), speech[0], silence(1.0)]))
-    job = [j for j in jobs if j.kind == "final" and j.id not in session.cancelled()][-1]
+    job = live_finals(feed(session, np.concatenate([silence(0.3), speech[0], silence(1.0)])))[-1]
     fake = FakeTranscriber("Thank you.", no_speech_prob=0.9)
     transcript = fake.transcribe(job.audio, job.options)
     transcript = transcript.__class__(transcript.text, "en", 0.9, transcript.duration, tuple(
         s.__class__(**{**s.__dict__, "avg_logprob": -1.0}) for s in transcript.segments))
     session.job_done(job.id, transcript)
-    final = finals(session.events())[0]
+    final = finals(session.outputs())[0]
     assert final.text == "" and final.hallucination["likely"]
     assert final.hallucination["suppressed_text"] == "Thank you."
+
+
+@pytest.mark.parametrize("burst,pause,frame", [(0.4, 0.25, 0.1), (0.5, 0.3, 0.2), (0.35, 0.3, 0.2)])
+def test_a_speculative_final_withdrawn_within_one_input_is_never_handed_out(burst, pause, frame):
+    """Speech, a pause just long enough to speculate, speech again inside one frame: the
+    speculative final is created and withdrawn in the same `feed`, so no job may run."""
+    session = StreamSession(StreamOptions(interim_results=True))
+    pcm = np.concatenate([silence(0.5), voiced(burst), silence(pause), voiced(1.0), silence(1.0)])
+    data = pcm.astype("<i2").tobytes()
+    step = int(frame * RATE) * 2
+    handed: set[int] = set()
+    outputs = []
+    for i in range(0, len(data), step):
+        session.feed(data[i:i + step])
+        batch = session.outputs()
+        for output in batch:
+            if isinstance(output, CancelJob):
+                assert output.job_id in handed, "cancelled a job it never handed out"
+            elif isinstance(output, StartJob):
+                handed.add(output.job.id)
+        outputs += batch
+    # A job id was used and withdrawn: the case above really happened ...
+    assert set(range(max(handed) + 1)) - handed
+    # ... and every final job handed out produced the utterance's final.
+    live = live_finals(outputs)
+    assert len(live) == len([o for o in outputs if isinstance(o, UtteranceEnded)]) == 1
+    session.job_done(live[0].id, FakeTranscriber("one two").transcribe(live[0].audio,
+                                                                     live[0].options))
+    assert [e.text for e in finals(session.outputs())] == ["one two"]
+
+
+def test_outputs_come_in_the_order_things_happened(speech):
+    session = StreamSession(StreamOptions(interim_results=False, vad_events=True,
+                                          speech_ended_events=True))
+    outputs = feed(session, two_utterances(speech))
+    kinds = [type(o).__name__ for o in outputs]
+    # Each utterance: speech starts, its final job starts, the utterance ends.
+    assert kinds == ["SpeechStarted", "StartJob", "UtteranceEnded", "SpeechEnded"] * 2
+    assert session.outputs() == []

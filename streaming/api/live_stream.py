@@ -17,7 +17,14 @@ from typing import AsyncIterator
 
 from ..config import ServerConfig
 from ..core.events import Event, StreamWarning, Transcription
-from ..core.session import Job, StreamOptions, StreamSession
+from ..core.session import (
+    CancelJob,
+    Job,
+    StartJob,
+    StreamOptions,
+    StreamSession,
+    UtteranceEnded,
+)
 from ..model.scheduler import Priority, TranscriptionScheduler
 from ..model.transcriber import Transcript
 
@@ -90,17 +97,18 @@ class LiveStream:
 
     def _pump(self) -> None:
         now = time.perf_counter()
-        for job_id in self.session.cancelled():
-            future = self._futures.pop(job_id, None)
-            if future is not None:
-                future.cancel()
-        for job in self.session.jobs():
-            self._start(job)
-        # Finals whose utterance just ended start their latency clock now.
-        for key in self.session.ended_utterances():
-            self._ended_at.setdefault(key, now)
-        for event in self.session.events():
-            self._push(event, now)
+        for output in self.session.outputs():
+            if isinstance(output, StartJob):
+                self._start(output.job)
+            elif isinstance(output, CancelJob):
+                future = self._futures.pop(output.job_id, None)
+                if future is not None:
+                    future.cancel()
+            elif isinstance(output, UtteranceEnded):
+                # The final's latency clock starts when its utterance ends.
+                self._ended_at.setdefault((output.channel, output.utterance), now)
+            else:
+                self._push(output, now)
         self._room.clear() if self.session.pending_finals >= self._max_pending else self._room.set()
         self._wake.set()
 

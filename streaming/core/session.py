@@ -1,9 +1,11 @@
-"""Sans-I/O state of one streaming connection: audio in; transcription jobs and events out.
+"""Sans-I/O state of one streaming connection: audio in; one ordered list of outputs out.
 
-The asyncio shell (`stream.py`) feeds bytes, runs the jobs this session asks for, and hands
-their results back with `job_done`. The session decides what to transcribe and when
-(speculative finals when silence begins, partials at a steady cadence), keeps finals in
-order per channel, stabilizes partials, and turns transcripts into typed events.
+The asyncio shell (`api/live_stream.py`) feeds bytes (`feed`, `finalize`, `close`), reads
+`outputs()` after each input and acts on every item in order — start a job, cancel a job,
+send an event, note that an utterance ended — and hands job results back with `job_done`
+or `job_dropped`. The session decides what to transcribe and when (speculative finals when
+silence begins, partials at a steady cadence), keeps finals in order per channel,
+stabilizes partials, and turns transcripts into typed events.
 Time is counted in samples; there is no clock here.
 """
 
@@ -72,6 +74,32 @@ class Job:
     options: TranscribeOptions
 
 
+@dataclass(frozen=True)
+class StartJob:
+    """Run `job` on the model, then call `job_done` (or `job_dropped` if it was refused)."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class CancelJob:
+    """A job handed out earlier is no longer wanted: its result would be ignored."""
+
+    job_id: int
+
+
+@dataclass(frozen=True)
+class UtteranceEnded:
+    """The segmenter ended this utterance; its final is now awaited (the shell starts the
+    final's latency clock here)."""
+
+    channel: int
+    utterance: int
+
+
+Output = StartJob | CancelJob | UtteranceEnded | Event
+
+
 @dataclass
 class _FinalSlot:
     utterance: Utterance | None    # None: an empty final answering a Finalize with no speech
@@ -95,6 +123,11 @@ class _Channel:
 
 
 class StreamSession:
+    """The per-connection state machine. Inputs: `feed`, `finalize`, `close` (from the
+    client), `job_done`, `job_dropped` (from the model). Output: `outputs()`, one list in
+    the order things happened, so a caller cannot act on them out of order; a job cancelled
+    before `outputs()` handed it out never appears at all."""
+
     def __init__(self, options: StreamOptions, vad: VadConfig = VadConfig(),
                  stream: StreamConfig = StreamConfig(), beam_size: int = 1) -> None:
         self.options = options
@@ -112,16 +145,16 @@ class StreamSession:
         self._ids = itertools.count()
         self._inflight: dict[int, Job] = {}
         self._results: dict[int, Transcript] = {}
-        self._jobs: list[Job] = []
-        self._cancelled: list[int] = []
-        self._events: list[Event] = []
-        self._ended: list[tuple[int, int]] = []
+        self._outputs: list[Output] = []
+        self._unsent: dict[int, StartJob] = {}    # StartJobs not yet handed out, by job id
         self._frames_in = 0
         self.closed = False
 
     # -- inputs from the shell -------------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
+        """Client audio, in the encoding of `options`; any length (a partial sample or
+        frame is kept for the next call). May start, cancel and finish utterances."""
         frames = self._decoder.feed(data)
         self._frames_in += len(frames)
         if len(frames) == 0:
@@ -138,7 +171,8 @@ class StreamSession:
             self._maybe_utterance_end(index)
 
     def finalize(self) -> None:
-        """Client Finalize: end every utterance in progress now (an empty final if none)."""
+        """Client Finalize: end every utterance in progress now; each channel gets a final
+        marked `from_finalize` (an empty one if no speech was in progress)."""
         for index, state in enumerate(self._channels):
             events = state.segmenter.flush()
             if not any(isinstance(e, Ended) for e in events):
@@ -148,7 +182,9 @@ class StreamSession:
             self._emit_ready(index)
 
     def close(self) -> None:
-        """Client CloseStream or end of input: flush resamplers and segmenters."""
+        """Client CloseStream or end of input: flush resamplers and segmenters, so every
+        utterance in progress gets a final. No input but `job_done`/`job_dropped` after this;
+        `done` turns true once the last final has been output."""
         for index, state in enumerate(self._channels):
             for event in state.segmenter.feed(state.resampler.flush()):
                 self._on_segment(index, event)
@@ -159,6 +195,9 @@ class StreamSession:
 
     def job_done(self, job_id: int, transcript: Transcript | None,
                  error: BaseException | None = None) -> None:
+        """The result of a job from a `StartJob` (`error` set and `transcript` None if it
+        failed). A failed final still yields its final (empty) after a `StreamWarning`;
+        results of cancelled jobs and unknown ids are ignored."""
         job = self._inflight.pop(job_id, None)
         if job is None:
             return  # cancelled meanwhile
@@ -169,7 +208,7 @@ class StreamSession:
                 self._on_partial(job, transcript)
             return
         if error is not None or transcript is None:
-            self._events.append(StreamWarning(
+            self._outputs.append(StreamWarning(
                 "transcription_failed",
                 f"channel {job.channel}: audio {job.offset:.2f}s–"
                 f"{job.offset + len(job.audio) / SAMPLE_RATE:.2f}s could not be transcribed: "
@@ -179,32 +218,25 @@ class StreamSession:
         self._emit_ready(job.channel)
 
     def job_dropped(self, job_id: int) -> None:
-        """The scheduler refused a partial (overload); a later one will be tried."""
+        """The model refused a job (only partials may be refused, under overload); the
+        next partial is asked for when enough new audio has arrived."""
         job = self._inflight.pop(job_id, None)
         if job is not None and job.kind == "partial":
             self._channels[job.channel].partial_job = None
 
     # -- outputs to the shell --------------------------------------------------------------
 
-    def jobs(self) -> list[Job]:
-        jobs, self._jobs = self._jobs, []
-        return jobs
-
-    def cancelled(self) -> list[int]:
-        ids, self._cancelled = self._cancelled, []
-        return ids
-
-    def events(self) -> list[Event]:
-        events, self._events = self._events, []
-        return events
-
-    def ended_utterances(self) -> list[tuple[int, int]]:
-        """(channel, utterance) pairs whose end was detected since the last call."""
-        ended, self._ended = self._ended, []
-        return ended
+    def outputs(self) -> list[Output]:
+        """Everything that happened since the last call, in order: `StartJob`, `CancelJob`
+        (only for jobs already handed out), `UtteranceEnded`, and events for the client.
+        Finals of a channel come in utterance order. Call after every input."""
+        outputs, self._outputs = self._outputs, []
+        self._unsent.clear()
+        return outputs
 
     @property
     def pending_finals(self) -> int:
+        """Finals owed to the client (utterances ended, final not yet output)."""
         return sum(len(s.finals) for s in self._channels)
 
     @property
@@ -214,10 +246,12 @@ class StreamSession:
 
     @property
     def duration(self) -> float:
+        """Seconds of client audio fed so far."""
         return self._frames_in / self.options.sample_rate
 
     @property
     def channel_count(self) -> int:
+        """Channels transcribed separately (1 unless `multichannel`)."""
         return len(self._channels)
 
     # -- segmentation ---------------------------------------------------------------------
@@ -229,7 +263,7 @@ class StreamSession:
             state.agreement = LocalAgreement()
             state.partial_audio = 0
             if self.options.vad_events:
-                self._events.append(SpeechStarted(index, event.onset / SAMPLE_RATE,
+                self._outputs.append(SpeechStarted(index, event.onset / SAMPLE_RATE,
                                                   event.index))
         elif isinstance(event, Speculate):
             state.speculative = (event.utterance, self._new_job(index, event.utterance, "final"))
@@ -246,15 +280,15 @@ class StreamSession:
                 job_id = self._new_job(index, utterance, "final")
             self._cancel_partial(state)
             state.finals.append(_FinalSlot(utterance, job_id, event.reason))
-            self._ended.append((index, utterance.index))
+            self._outputs.append(UtteranceEnded(index, utterance.index))
             if self.options.speech_ended_events:
-                self._events.append(SpeechEnded(index, utterance.end / SAMPLE_RATE,
+                self._outputs.append(SpeechEnded(index, utterance.end / SAMPLE_RATE,
                                                 utterance.index))
         elif isinstance(event, Discarded):
             self._drop_speculative(state)
             self._cancel_partial(state)
             if self.options.speech_ended_events:
-                self._events.append(SpeechEnded(
+                self._outputs.append(SpeechEnded(
                     index, state.segmenter.position / SAMPLE_RATE, event.index, kept=False))
 
     def _drop_speculative(self, state: _Channel) -> None:
@@ -269,7 +303,12 @@ class StreamSession:
 
     def _cancel(self, job_id: int) -> None:
         if self._inflight.pop(job_id, None) is not None:
-            self._cancelled.append(job_id)
+            unsent = self._unsent.pop(job_id, None)
+            if unsent is not None:
+                # Never handed out: nothing to run, nothing to cancel.
+                self._outputs = [o for o in self._outputs if o is not unsent]
+            else:
+                self._outputs.append(CancelJob(job_id))
         self._results.pop(job_id, None)
 
     def _new_job(self, index: int, utterance: Utterance, kind: str) -> int:
@@ -279,7 +318,9 @@ class StreamSession:
         job = Job(next(self._ids), index, utterance.index, kind, to_float32(utterance.audio),
                   utterance.start / SAMPLE_RATE, options)
         self._inflight[job.id] = job
-        self._jobs.append(job)
+        start = StartJob(job)
+        self._unsent[job.id] = start
+        self._outputs.append(start)
         return job.id
 
     # -- partials -------------------------------------------------------------------------
@@ -308,7 +349,7 @@ class StreamSession:
             return  # nothing heard yet, or a stock phrase on a breath: show nothing
         duration = len(job.audio) / SAMPLE_RATE
         shown = state.agreement.update(_spread_words(transcript.text, job.offset, duration))
-        self._events.append(Transcription(
+        self._outputs.append(Transcription(
             channel=job.channel, start=job.offset, duration=duration,
             text=" ".join(w.punctuated_word for w in shown), words=tuple(shown),
             is_final=False, confidence=_confidence(transcript), language=transcript.language,
@@ -332,7 +373,7 @@ class StreamSession:
                 state.last_final = slot.utterance.index
                 for old in [k for k in state.onsets if k <= state.last_final]:
                     del state.onsets[old]
-            self._events.append(event)
+            self._outputs.append(event)
         self._maybe_utterance_end(index)
 
     def _final_event(self, index: int, slot: _FinalSlot,
@@ -374,7 +415,7 @@ class StreamSession:
             return
         until = next_onset if next_onset is not None else state.segmenter.position / SAMPLE_RATE
         if (until - state.last_word_end) * 1000 >= gap_ms:
-            self._events.append(UtteranceEnd(index, state.last_word_end))
+            self._outputs.append(UtteranceEnd(index, state.last_word_end))
             state.last_word_end = None
 
 

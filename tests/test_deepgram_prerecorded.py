@@ -175,6 +175,9 @@ def test_deepgram_model_names_stand_for_the_default_model(server):
         assert response.status_code == 200, (name, response.text)
         info = next(iter(response.json()["metadata"]["model_info"].values()))
         assert info["name"] == "base" and info.get("requested", "base") == name
+    body = deepgram_error(listen(server, "?model=tiny.en&language=de", content=silence), 400,
+                          "invalid_parameter")
+    assert body["param"] == "language"
     response = listen(server, "?model=gpt-9", content=silence)
     assert response.status_code == 400
     assert response.json()["err_code"] == "model_not_found"

@@ -138,6 +138,7 @@ async def _handle(request: Request, request_id: str) -> Response:
     try:
         sha256 = await _receive_audio(request, config, handle)
         scheduler = await state.engine.get(public)
+        scheduler.transcriber.info.check_language(options.language)
         try:
             transcripts = await until_disconnected(request, _transcribe_audio(
                 handle, scheduler, options, state.config.model.beam_size, config))

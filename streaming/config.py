@@ -66,6 +66,7 @@ class ModelConfig:
     # from the curve in docs/streaming.md); "faster-whisper": every call padded to 30 s.
     backend: str = "ctranslate2"
     min_window_s: float = 10.0
+    max_batch: int = 8                   # queued calls of one kind run as one model call
     # English partials on a smaller model ("" = partials on the main model); finals always
     # use the main model.
     partial_model: str = "tiny.en"
@@ -81,6 +82,8 @@ class ModelConfig:
             raise ConfigError("model backend must be ctranslate2 or faster-whisper")
         if not 0 < self.min_window_s <= 30.0:
             raise ConfigError("model min_window_s must be in (0, 30]")
+        if self.max_batch < 1:
+            raise ConfigError("model max_batch must be at least 1")
 
     def upstream_urls(self) -> tuple[str, ...]:
         return tuple(u.strip() for u in self.upstreams.split(",") if u.strip())

@@ -88,7 +88,8 @@ class Engine:
                     log.warning("partials will use %s: partial model unavailable (%s)",
                                 name, exc.message)
             scheduler = TranscriptionScheduler(transcriber, workers=self.config.workers,
-                                               partial_transcriber=partial)
+                                               partial_transcriber=partial,
+                                               max_batch=self.config.max_batch)
             await scheduler.start()
             self._schedulers[name] = scheduler
             return scheduler

@@ -4,20 +4,27 @@ Jobs wait in one priority queue: stream finals first, then batch pieces, then pa
 Partials are best effort: when the backlog is already as long as the number of workers,
 a new partial is refused (and counted) instead of queued, so under load partials thin out
 and finals keep their latency. Finals and batch jobs are never dropped.
+
+When the backend can batch (`BatchTranscriber`), a worker that takes a job also takes the
+other queued jobs of the same priority, model and options (up to `max_batch`) and runs them
+as one model call: on a small CPU one encoder and decoder pass over several clips costs much
+less than one pass per clip, so a backlog drains faster the longer it is, and a burst of
+finals from many streams no longer waits in single file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
 
-from .transcriber import TranscribeOptions, Transcriber, Transcript
+from .transcriber import BatchTranscriber, TranscribeOptions, Transcriber, Transcript
 
 
 class Priority(IntEnum):
@@ -28,15 +35,27 @@ class Priority(IntEnum):
 
 @dataclass
 class SchedulerStats:
-    calls: int = 0
+    calls: int = 0                    # jobs run
+    model_calls: int = 0              # model calls made for them (a batch is one call)
     partials_shed: int = 0            # partials refused because the workers were busy
     busy_seconds: float = 0.0
     queued: int = 0
     running: int = 0
 
 
-# (priority, order, audio, options, future, transcriber): the order breaks ties first-come.
-_Entry = tuple[int, int, np.ndarray, TranscribeOptions, "asyncio.Future[Transcript]", Transcriber]
+@dataclass(order=True)
+class _Job:
+    priority: int
+    order: int                        # first come, first served within a priority
+    audio: np.ndarray = field(compare=False)
+    options: TranscribeOptions = field(compare=False)
+    future: asyncio.Future[Transcript] = field(compare=False)
+    transcriber: Transcriber = field(compare=False)
+
+    def joins(self, first: _Job) -> bool:
+        """Whether this job can run in the same model call as `first`."""
+        return (self.priority == first.priority and self.transcriber is first.transcriber
+                and self.options == first.options and not self.future.cancelled())
 
 
 class TranscriptionScheduler:
@@ -49,12 +68,14 @@ class TranscriptionScheduler:
     """
 
     def __init__(self, transcriber: Transcriber, workers: int = 1,
-                 partial_transcriber: Transcriber | None = None) -> None:
+                 partial_transcriber: Transcriber | None = None, max_batch: int = 8) -> None:
         self.transcriber = transcriber
         self.partial_transcriber = partial_transcriber
         self.workers = workers
+        self.max_batch = max_batch
         self.stats = SchedulerStats()
-        self._queue: asyncio.PriorityQueue[_Entry] | None = None
+        self._pending: list[_Job] = []            # a heap: most urgent first
+        self._wakeup: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transcribe")
         self._order = itertools.count()
@@ -63,7 +84,7 @@ class TranscriptionScheduler:
         self._waiting: set[asyncio.Future[Transcript]] = set()
 
     async def start(self) -> None:
-        self._queue = asyncio.PriorityQueue()
+        self._wakeup = asyncio.Event()
         self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
 
     async def close(self) -> None:
@@ -75,11 +96,12 @@ class TranscriptionScheduler:
 
     def _submit(self, audio: np.ndarray, options: TranscribeOptions, priority: Priority,
                 transcriber: Transcriber | None = None) -> asyncio.Future[Transcript]:
-        if self._queue is None:
+        if self._wakeup is None:
             raise RuntimeError("scheduler not started")
         future: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((int(priority), next(self._order), audio, options, future,
-                                transcriber or self.transcriber))
+        heapq.heappush(self._pending, _Job(int(priority), next(self._order), audio, options,
+                                           future, transcriber or self.transcriber))
+        self._wakeup.set()
         self._waiting.add(future)
         future.add_done_callback(self._left_queue)
         self.stats.queued = len(self._waiting)
@@ -97,32 +119,70 @@ class TranscriptionScheduler:
     def try_partial(self, audio: np.ndarray, options: TranscribeOptions,
                     ) -> asyncio.Future[Transcript] | None:
         """Queue a partial only if a worker will take it soon; None means it was dropped."""
-        if self._queue is not None and len(self._waiting) + self.stats.running >= self.workers:
+        if self._wakeup is not None and len(self._waiting) + self.stats.running >= self.workers:
             self.stats.partials_shed += 1
             return None
         fast = self.partial_transcriber if options.language == "en" else None
         return self._submit(audio, options, Priority.PARTIAL, fast)
 
+    async def _next_batch(self) -> list[_Job]:
+        """The most urgent live job and the queued jobs that can share its model call."""
+        assert self._wakeup is not None, "started before its workers"
+        while True:
+            while not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            first = heapq.heappop(self._pending)
+            if first.future.cancelled():
+                continue
+            batch = [first]
+            if isinstance(first.transcriber, BatchTranscriber) and self.max_batch > 1:
+                rest = []
+                for job in sorted(self._pending):
+                    if len(batch) < self.max_batch and job.joins(first):
+                        batch.append(job)
+                    elif not job.future.cancelled():
+                        rest.append(job)
+                self._pending = rest              # sorted, so still a heap
+            for job in batch:
+                self._left_queue(job.future)
+            return batch
+
     async def _worker(self) -> None:
-        assert self._queue is not None, "started before its workers"
         loop = asyncio.get_running_loop()
         while True:
-            _, _, audio, options, future, transcriber = await self._queue.get()
-            self._left_queue(future)
-            if future.cancelled():
-                continue
-            self.stats.running += 1
+            batch = await self._next_batch()
+            self.stats.running += len(batch)
             started = time.perf_counter()
             try:
-                result = await loop.run_in_executor(
-                    self._executor, transcriber.transcribe, audio, options)
-            except Exception as exc:  # handed to the waiting caller, who reports it
-                if not future.done():
-                    future.set_exception(exc)
-            else:
-                if not future.done():
-                    future.set_result(result)
+                results = await loop.run_in_executor(self._executor, _run, batch)
             finally:
-                self.stats.running -= 1
-                self.stats.calls += 1
+                self.stats.running -= len(batch)
+                self.stats.calls += len(batch)
+                self.stats.model_calls += 1
                 self.stats.busy_seconds += time.perf_counter() - started
+            for job, result in zip(batch, results):
+                if job.future.done():
+                    continue
+                if isinstance(result, Exception):  # handed to the waiting caller, who reports it
+                    job.future.set_exception(result)
+                else:
+                    job.future.set_result(result)
+
+
+def _run(batch: list[_Job]) -> list[Transcript | Exception]:
+    """Each job's transcript, or the exception it raised; runs in a worker thread.
+
+    A batch that fails is run again job by job, so one bad clip fails only its own job.
+    """
+    first = batch[0]
+    if len(batch) > 1 and isinstance(first.transcriber, BatchTranscriber):
+        try:
+            return list(first.transcriber.transcribe_batch([job.audio for job in batch],
+                                                           first.options))
+        except Exception:
+            return [_run([job])[0] for job in batch]
+    try:
+        return [first.transcriber.transcribe(first.audio, first.options)]
+    except Exception as exc:
+        return [exc]

@@ -155,6 +155,34 @@ async def test_page_captions_a_chosen_file(server, browser):
     await page.close()
 
 
+async def test_page_over_openais_realtime_protocol(server, browser):
+    """The page speaks OpenAI's realtime protocol: base64 PCM resampled to 24 kHz in the
+    page, server VAD; Stop (here: the end of the file) commits, and the page closes once
+    every item has completed."""
+    clip = item("en_ls_1089-134686-0000")
+    path = OUTPUT / "chosen_file_openai.wav"
+    path.write_bytes(wav_bytes(np.concatenate([np.zeros(RATE // 2, np.int16), clip.mono16k(),
+                                               np.zeros(RATE, np.int16)])))
+    page = await browser.new_page()
+    received: list[dict] = []
+    page.on("websocket", lambda ws: ws.on("framereceived",
+                                          lambda payload: received.append(json.loads(payload))))
+    await page.goto(server.http_url + "/?language=en&protocol=openai")
+    assert await page.input_value("#protocol") == "openai"
+    await page.set_input_files("#file", str(path))
+    await page.wait_for_function("window.streamscribe.state === 'live'", timeout=timeout(20) * 1000)
+    await page.wait_for_function("window.streamscribe.state === 'idle'", timeout=timeout(60) * 1000)
+    caption = await page.evaluate("window.streamscribe")
+    assert caption["error"] is None and caption["metadata"]["type"] == "Metadata"
+    types = {m["type"] for m in received}
+    assert {"session.created", "session.updated", "input_audio_buffer.speech_started",
+            "conversation.item.input_audio_transcription.completed"} <= types, types
+    text = " ".join(f["text"] for f in caption["finals"])
+    assert error_rate(clip.references(), text) < 0.15, text
+    assert all(f["language"] == "en" and f["start"] >= 0.3 for f in caption["finals"])
+    await page.close()
+
+
 async def test_page_on_a_phone_and_with_keys(start_server, browser):
     server = start_server(api_keys=("page-key",))
     context = await browser.new_context(viewport={"width": 390, "height": 760},

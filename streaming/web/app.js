@@ -1,5 +1,5 @@
 // streamscribe live captions: microphone -> AudioWorklet (16 kHz PCM16) -> /v1/listen (Deepgram
-// live protocol) -> captions. Plain JS, no build step. State lives in `caption` below; the DOM
+// live protocol) or /v1/realtime (OpenAI, Together: protocols.js) -> captions. Plain JS, no build step. State lives in `caption` below; the DOM
 // is a view of it. `window.streamscribe` exposes it to tests and to the console.
 "use strict";
 
@@ -76,7 +76,7 @@ function render() {
   $("#toggle").textContent = session ? (caption.state === "finishing" ? "Finishing…" : "Stop") : "Start";
   $("#toggle").setAttribute("aria-pressed", session ? "true" : "false");
   $("#toggle").disabled = caption.state === "finishing" || caption.state === "connecting";
-  $("#model").disabled = $("#language").disabled = $("#file").disabled = !!session;
+  $("#model").disabled = $("#language").disabled = $("#protocol").disabled = $("#file").disabled = !!session;
   $("#file-button").classList.toggle("disabled", !!session);
   $("#source").textContent = session && session.file ? `file ${session.file}` : (session ? "microphone" : "");
   $("#lang").textContent = caption.language || "–";
@@ -122,70 +122,53 @@ function appendFinal(f) {
   if (stick) main.scrollTop = main.scrollHeight;
 }
 
-// ---------- server messages (Deepgram live protocol, plus our extra fields) ----------
-
-function languageOf(msg) {
-  const ch = msg.channel || {};
-  const alt = (ch.alternatives || [])[0] || {};
-  return msg.language || ch.detected_language || alt.language || (alt.languages || [])[0] || null;
-}
+// ---------- server messages (normalized by protocols.js) ----------
 
 function onMessage(event) {
   let msg;
   try { msg = JSON.parse(event.data); } catch { return; }
-  if (msg.type === "Results") {
-    const alt = ((msg.channel || {}).alternatives || [])[0] || {};
-    const text = (alt.transcript || "").trim();
-    const language = languageOf(msg);
-    if (language) caption.language = language;
-    if (msg.is_final) {
-      caption.partial = "";
-      caption.stableWords = 0;
-      const h = msg.hallucination || {};
-      if (text && (h.likely || h.suppressed_text)) {
-        caption.suppressed += 1;      // likely not speech ("Thank you." on noise): not committed
-      } else if (text) {
-        const start = caption.offset + (msg.start || 0);
-        const end = start + (msg.duration || 0);
-        let latencyMs = typeof msg.latency_ms === "number" ? msg.latency_ms : null;
-        if (latencyMs == null && session && session.startedAt) {
-          // measured: arrival time minus the wall time at which the utterance's audio ended
-          latencyMs = performance.now() - (session.startedAt + (msg.start + msg.duration) * 1000);
-        }
-        const f = { start, end, text, language, latencyMs };
-        caption.finals.push(f);
-        if (latencyMs != null && latencyMs >= 0) caption.latencies.push(latencyMs);
-        appendFinal(f);
-      }
-    } else {
-      caption.partial = text;
-      caption.stableWords = msg.stable_words || 0;
-      if (text) caption.partials += 1;
-    }
-  } else if (msg.type === "Metadata") {
-    caption.metadata = msg;
-  } else if (msg.type === "UtteranceEnd") {
-    caption.partial = "";
-  } else if (msg.type === "Error" || msg.type === "Warning" || msg.err_code || msg.error) {
-    caption.error = msg.description || msg.message || msg.err_msg || JSON.stringify(msg.error || msg);
-  }
+  if (!session) return;
+  for (const e of session.protocol.translate(msg, session.state)) apply(e);
   render();
 }
 
-// ---------- capture and streaming ----------
-
-function listenUrl() {
-  const params = new URLSearchParams({
-    encoding: "linear16", sample_rate: String(RATE), channels: "1",
-    interim_results: "true", vad_events: "true", utterance_end_ms: "1000", punctuate: "true",
-  });
-  const language = $("#language").value;
-  if (language) params.set("language", language);
-  const model = $("#model").value;
-  if (model) params.set("model", model);
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/v1/listen?${params}`;
+function apply(e) {
+  if (e.kind === "partial" || e.kind === "final") {
+    if (e.language) caption.language = e.language;
+  }
+  if (e.kind === "final") {
+    caption.partial = "";
+    caption.stableWords = 0;
+    const h = e.hallucination || {};
+    if (e.text && (h.likely || h.suppressed_text)) {
+      caption.suppressed += 1;      // likely not speech ("Thank you." on noise): not committed
+    } else if (e.text) {
+      const start = caption.offset + e.start;
+      const end = start + e.duration;
+      let latencyMs = e.latencyMs;
+      if (latencyMs == null && session && session.startedAt) {
+        // measured: arrival time minus the wall time at which the utterance's audio ended
+        latencyMs = performance.now() - (session.startedAt + (e.start + e.duration) * 1000);
+      }
+      const f = { start, end, text: e.text, language: e.language, latencyMs };
+      caption.finals.push(f);
+      if (latencyMs != null && latencyMs >= 0) caption.latencies.push(latencyMs);
+      appendFinal(f);
+    }
+  } else if (e.kind === "partial") {
+    caption.partial = e.text;
+    caption.stableWords = e.stableWords;
+    if (e.text) caption.partials += 1;
+  } else if (e.kind === "metadata") {
+    caption.metadata = e.message;
+  } else if (e.kind === "clear") {
+    caption.partial = "";
+  } else if (e.kind === "error") {
+    caption.error = e.message;
+  }
 }
+
+// ---------- capture and streaming ----------
 
 function openSocket(url, token) {
   // Browsers cannot set headers on a WebSocket: the key goes in the `token` subprotocol,
@@ -228,9 +211,13 @@ async function start(file = null) {
       });
       source = ctx.createMediaStreamSource(session.media);
     }
-    const ws = await openSocket(listenUrl(), token);
+    const choice = { rate: RATE, language: $("#language").value, model: $("#model").value };
+    session.protocol = window.streamscribeProtocols[$("#protocol").value];
+    session.state = session.protocol.start(choice);
+    const ws = await openSocket(session.protocol.url(choice), token);
     session.ws = ws;
     ws.onmessage = onMessage;
+    if (session.state.opening) ws.send(session.state.opening);
     ws.onclose = (e) => finished(e);
     await ctx.audioWorklet.addModule("/web/worklet.js");
     const node = new AudioWorkletNode(ctx, "pcm-encoder", { processorOptions: { chunkMs: 100 } });
@@ -244,7 +231,7 @@ async function start(file = null) {
       $("#level").style.width = `${Math.min(100, Math.round(peak * 140))}%`;
       if (!session || !session.ws || session.ws.readyState !== WebSocket.OPEN) return;
       if (!session.startedAt) session.startedAt = performance.now();
-      session.ws.send(pcm);
+      session.ws.send(session.state.audio(pcm));
       caption.sentSamples += pcm.byteLength / 2;
     };
     if (ctx.state === "suspended") await ctx.resume();
@@ -273,10 +260,21 @@ function stop() {
   session.closing = true;
   caption.state = "finishing";
   teardownAudio();
-  const ws = session.ws;
-  // let the worklet's last chunk reach the socket, then ask the server to flush and close
+  const { ws, protocol, state } = session;
+  // let the worklet's last chunk reach the socket, then ask the server to flush (Deepgram
+  // then closes by itself; the realtime protocols are closed here once they settle)
   setTimeout(() => {
-    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "CloseStream" }));
+    if (ws.readyState === WebSocket.OPEN) ws.send(state.finish());
+    const sent = caption.sentSamples;
+    if (protocol.settled) {
+      const poll = setInterval(() => {
+        if (ws.readyState !== WebSocket.OPEN) { clearInterval(poll); return; }
+        if (!protocol.settled(state)) return;
+        clearInterval(poll);
+        caption.metadata = { type: "Metadata", request_id: state.sessionId || "", duration: sent / RATE };
+        ws.close(1000);
+      }, 250);
+    }
     setTimeout(() => { if (ws.readyState !== WebSocket.CLOSED) ws.close(); }, 15000);
   }, 150);
   render();
@@ -321,6 +319,7 @@ function init() {
   const params = new URLSearchParams(location.search);
   $("#token").value = params.get("token") || localStorage.getItem("streamscribe-token") || "";
   if (params.get("language")) $("#language").value = params.get("language");
+  if (params.get("protocol")) $("#protocol").value = params.get("protocol");
   $("#toggle").addEventListener("click", () => (session ? stop() : start()));
   $("#file").addEventListener("change", (e) => {
     const file = e.target.files && e.target.files[0];

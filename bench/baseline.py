@@ -24,6 +24,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -80,8 +81,10 @@ def prepare(revision: str, root: Path | None = None) -> Checkout:
     return Checkout(revision, target, sha)
 
 
-def _project(tree: Path) -> dict:
-    return tomllib.loads((tree / "pyproject.toml").read_text()).get("project", {})
+def _project(tree: Path) -> dict[str, Any]:
+    project: dict[str, Any] = tomllib.loads((tree / "pyproject.toml").read_text()).get(
+        "project", {})
+    return project
 
 
 def dependency_notes(tree: Path) -> list[str]:

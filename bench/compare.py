@@ -9,9 +9,14 @@ The suites store these rows in their results; report.py only formats them.
 
 from __future__ import annotations
 
+from typing import Any
+
+Row = dict[str, Any]
+Result = dict[str, Any]
+
 
 def row(measure: str, candidate: float | None, baseline: float | None, unit: str = "",
-        digits: int = 2, headline: bool = False) -> dict:
+        digits: int = 2, headline: bool = False) -> Row:
     return {"measure": measure, "candidate": candidate, "baseline": baseline,
             "ratio": candidate / baseline if candidate is not None and baseline else None,
             "unit": unit, "digits": digits, "headline": headline}
@@ -21,7 +26,7 @@ def fmt(value: float | None, unit: str = " s", digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}{unit}"
 
 
-def _server_rows(c: dict, b: dict, where: str, headline: bool = False) -> list[dict]:
+def _server_rows(c: Result, b: Result, where: str, headline: bool = False) -> list[Row]:
     return [row(f"server CPU seconds per audio second, {where}", c.get("cpu_per_audio_s"),
                 b.get("cpu_per_audio_s"), digits=3, headline=headline),
             row(f"server CPU, {where} (% of one core)", c.get("cpu_percent"),
@@ -30,7 +35,7 @@ def _server_rows(c: dict, b: dict, where: str, headline: bool = False) -> list[d
                 " MB", 0)]
 
 
-def latency(c: dict, b: dict) -> list[dict]:
+def latency(c: Result, b: Result) -> list[Row]:
     """One real-time stream: `c` and `b` are latency summaries (metrics.summarize + server)."""
     rows = []
     for key, label in (("p50", "median"), ("p95", "p95"), ("max", "max")):
@@ -47,7 +52,7 @@ def latency(c: dict, b: dict) -> list[dict]:
     return rows + _server_rows(c["server"], b["server"], "one stream", headline=True)
 
 
-def concurrency(c: dict, b: dict) -> list[dict]:
+def concurrency(c: Result, b: Result) -> list[Row]:
     """Two concurrency sweeps: the limit, then per level measured on both sides."""
     rows = [row("concurrency limit (streams)", c["limit"], b["limit"], "", 0, headline=True),
             row("its p95 bound: max(floor, 2 × 1-stream median)", c["bound_s"], b["bound_s"],
@@ -69,7 +74,7 @@ def concurrency(c: dict, b: dict) -> list[dict]:
     return rows
 
 
-def accuracy(c: dict, b: dict) -> list[dict]:
+def accuracy(c: Result, b: Result) -> list[Row]:
     """Pooled error rates of the overall groups, both paths."""
     theirs = {tuple(g["group"]): g for g in b["overall"]}
     rows = []

@@ -204,7 +204,12 @@ def _start_targets(args: argparse.Namespace, settings: Settings, work_dir: Path,
         if notes:
             context.log("WARNING: the baseline declares dependencies this environment does not "
                         "satisfy; it runs with what is installed here: " + "; ".join(notes))
-        server = start_server(checkout.path, settings, work_dir / "server-baseline.log")
+        try:
+            server = start_server(checkout.path, settings, work_dir / "server-baseline.log")
+        except (RuntimeError, TimeoutError) as exc:
+            hint = f" (its pyproject.toml asks for: {'; '.join(notes)})" if notes else ""
+            raise RuntimeError(f"the baseline {checkout.label} did not start{hint}: "
+                               f"{exc}") from exc
         servers.append(server)
         context.baseline = Target(f"http://127.0.0.1:{server.port}", server.pid,
                                   label=f"baseline {checkout.label}")

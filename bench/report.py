@@ -375,6 +375,8 @@ def section_soak(record: dict, img: Path, rel: str) -> str:
     lost = ", ".join(f"{k} {v}" for k, v in r["finals_lost_by_fault"].items())
     parts = ["## 6. Soak: streams with random faults", provenance(record), "",
              f"{r['soak_streams']} clients for {r['seconds'] / 60:g} min (seed {r['seed']}), "
+             f"after a warm-up of {num(r.get('warm_up_seconds'), 0, ' s')} of the same load "
+             "(its streams are counted below, the RSS plot and growth start after it), "
              "each sending one short real-time stream after another (1–2 corpus utterances) "
              "and ending each in a randomly chosen way: CloseStream (`clean`), CloseStream "
              "then KeepAlive every 0.5 s while the server flushes, a slow reader (4 KB "

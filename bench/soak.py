@@ -19,8 +19,10 @@ Ways to end a stream:
 
 The first three must deliver every utterance's final and the Metadata message: a missing
 final is counted in `finals_lost`. For all, the server's `Error` messages, its close codes
-and the client's failures are counted by code. Server RSS is sampled every second (the plot
-in the report); `rss_summary` says what grew. After the deadline each client finishes the
+and the client's failures are counted by code. The same load runs first for a quarter of the
+time (at most `WARM_UP_MAX_S`) as a warm-up: its streams count, but server RSS is sampled
+(every second, the plot in the report) only from after it, so that RSS growth is not the
+allocator's start-up; `rss_summary` says what grew. After the deadline each client finishes the
 stream it is in (every stream is bounded in time), and after `SETTLE_S` the server must
 still answer /healthz and transcribe one clean stream. Where the server has a Prometheus
 `/metrics` without a key, its own error counters by code are read before and after.
@@ -39,9 +41,17 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.client import ClientConnection
+
+from streaming.eval.corpus import Item
 
 from . import metrics, streams
 from .processes import ResourceMonitor, http_json, rss_bytes, usage_per_audio
+
+if TYPE_CHECKING:
+    from .harness import Context
 
 FAULTS = {"clean": 3, "closestream_keepalive": 2, "slow_reader": 2, "abrupt_close": 1,
           "socket_kill": 1, "close_frame": 1}
@@ -51,6 +61,7 @@ SLOW_READ_PAUSE_S = 0.25
 SLOW_RCVBUF = 4096
 STREAM_TIMEOUT_S = 90.0     # from the end of the audio to the server's close
 SETTLE_S = 5.0
+WARM_UP_MAX_S = 30.0        # the same load first, so RSS growth excludes the allocator's start
 RSS_EVERY_S = 1.0
 PAUSE_S = 1.0               # between utterances of a soak stream
 METRIC_SAMPLE = re.compile(r"^(?P<name>[A-Za-z_:][\w:]*)\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)")
@@ -74,7 +85,7 @@ def _server_codes(run: streams.StreamRun) -> list[str]:
             if e.kind == "other" and e.raw.get("type") == "Error"]
 
 
-async def _receive(ws, run: streams.StreamRun, pause_s: float) -> None:
+async def _receive(ws: ClientConnection, run: streams.StreamRun, pause_s: float) -> None:
     async for message in ws:
         if isinstance(message, str):
             run.events.append(streams.deepgram_event(json.loads(message), time.perf_counter()))
@@ -101,6 +112,7 @@ async def soak_stream(ws_url: str, stream: streams.Stream, fault: str, cut: floa
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidStatus
 
+
     completing = fault in COMPLETING
     sent = stream if completing else replace(stream, pcm=stream.pcm[:int(len(stream.pcm) * cut)])
     run = streams.StreamRun(stream=sent)
@@ -108,13 +120,11 @@ async def soak_stream(ws_url: str, stream: streams.Stream, fault: str, cut: floa
     query = {**streams.DEEPGRAM_PARAMS, "language": stream.language, "endpointing": endpointing_ms}
     url = f"{ws_url}/v1/listen?{urllib.parse.urlencode(query)}"
     slow = fault == "slow_reader"
-    options = dict(max_size=None, open_timeout=30, ping_interval=None,
-                   max_queue=1 if slow else 16)
     broken = False   # set once the client breaks the connection on purpose
     try:
-        if slow:
-            options["sock"] = _slow_socket(ws_url)
-        async with connect(url, **options) as ws:
+        sock = _slow_socket(ws_url) if slow else None
+        async with connect(url, max_size=None, open_timeout=30, ping_interval=None,
+                           max_queue=1 if slow else 16, sock=sock) as ws:
             receiver = asyncio.create_task(_receive(ws, run, SLOW_READ_PAUSE_S if slow else 0))
             await streams.send_paced(run, lambda piece: ws.send(piece.astype("<i2").tobytes()))
             broken = not completing
@@ -152,7 +162,7 @@ async def soak_stream(ws_url: str, stream: streams.Stream, fault: str, cut: floa
     return outcome
 
 
-async def _keep_alive_until(ws, receiver: asyncio.Task) -> None:
+async def _keep_alive_until(ws: ClientConnection, receiver: asyncio.Task[None]) -> None:
     deadline = time.monotonic() + STREAM_TIMEOUT_S
     while not receiver.done() and time.monotonic() < deadline:
         try:
@@ -162,7 +172,7 @@ async def _keep_alive_until(ws, receiver: asyncio.Task) -> None:
         await asyncio.wait({receiver}, timeout=KEEPALIVE_EVERY_S)
 
 
-async def _client(ws_url: str, k: int, deadline: float, rng: random.Random, pool: list,
+async def _client(ws_url: str, k: int, deadline: float, rng: random.Random, pool: list[Item],
                   endpointing_ms: int, outcomes: list[Outcome]) -> None:
     await asyncio.sleep(k * 0.37)   # spread the clients' starts, as the concurrency suite
     while time.monotonic() < deadline:
@@ -223,7 +233,7 @@ def _difference(before: dict[str, float] | None,
 
 
 def rss_summary(samples: list[tuple[float, float]], load_ended_s: float,
-                idle_after_mb: float | None) -> dict:
+                idle_after_mb: float | None) -> dict[str, float | None]:
     """RSS before the load and after it settled (both idle), their difference, and the
     leak signal that ignores start-up growth and the model calls' transient buffers: the
     lowest RSS of the last quarter of the load minus that of the first quarter."""
@@ -239,7 +249,7 @@ def rss_summary(samples: list[tuple[float, float]], load_ended_s: float,
             "rss_floor_growth_mb": min(last) - min(first)}
 
 
-def summarize(outcomes: list[Outcome]) -> dict:
+def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
     completing = [o for o in outcomes if o.fault in COMPLETING]
     return {
         "streams": len(outcomes),
@@ -254,14 +264,16 @@ def summarize(outcomes: list[Outcome]) -> dict:
     }
 
 
-def run(context) -> dict:
+def run(context: Context) -> dict[str, Any]:
     settings = context.settings
     target = context.target
     seconds = settings.soak_minutes * 60
-    context.log(f"soak: {settings.soak_streams} streams for {seconds:.0f} s, seed "
-                f"{settings.soak_seed}")
-    from .latency import warm_up
-    asyncio.run(warm_up(target.ws_url))
+    warm_s = min(WARM_UP_MAX_S, seconds / 4)
+    context.log(f"soak: {settings.soak_streams} streams for {warm_s:.0f} s (warm-up, RSS not "
+                f"counted) + {seconds:.0f} s, seed {settings.soak_seed}")
+    warm_up = asyncio.run(_soak(target.ws_url, settings.soak_streams, warm_s,
+                                settings.soak_seed + 1, settings.endpointing_ms))
+    time.sleep(SETTLE_S)
     counted_before = server_error_counts(target.http_url)
     monitor = ResourceMonitor(target.pid, interval_s=RSS_EVERY_S, keep_samples=True).start()
     started = time.monotonic()
@@ -275,13 +287,15 @@ def run(context) -> dict:
         target.ws_url, streams.workload(1, 1, tail_s=1.5)[0], speed=0,
         params={"endpointing": settings.endpointing_ms}))
     usage = monitor.stop()
-    summary = summarize(outcomes)
+    summary = summarize(warm_up + outcomes)
     samples = usage.pop("samples")
-    usage = usage_per_audio([usage], summary["audio_seconds"] + metrics.audio_seconds(after))
+    usage = usage_per_audio([usage], sum(o.audio_seconds for o in outcomes)
+                            + metrics.audio_seconds(after))
     rss = rss_summary(samples, load_ended_s, idle_after)
     context.log(f"soak: {summary['streams']} streams, finals lost {summary['finals_lost']} of "
                 f"{summary['finals_expected']}, codes {summary['codes']}")
     return {**summary, "soak_streams": settings.soak_streams, "seconds": seconds,
+            "warm_up_seconds": warm_s, "warm_up_streams": len(warm_up),
             "seed": settings.soak_seed, "load_ended_s": load_ended_s,
             "server": usage, "rss_samples": samples, **rss,
             "server_errors_by_code": _difference(counted_before,

@@ -147,9 +147,11 @@ def _suite_module(name: str):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamscribe bench",
-        description="Accuracy, latency, concurrency, batch speed and a side-by-side peer "
-                    "(WhisperLive) against a server started on 127.0.0.1. Writes "
-                    "bench/results/<date>-<suite>.json and regenerates docs/benchmarks.md.")
+        description="Accuracy, latency, concurrency, batch speed, a side-by-side peer "
+                    "(WhisperLive) and a soak with random faults, against a server started on "
+                    "127.0.0.1; with --baseline, another revision's server beside it. Writes "
+                    "bench/results/<date>-<suite>.json and regenerates docs/benchmarks.md. "
+                    "Latency + concurrency with a baseline take about 15 min on 2 cores.")
     parser.add_argument("--quick", action="store_true",
                         help="small workloads (< 3 min); results go to bench/results/tmp/ "
                              "unless --results-dir is given, docs/ is left alone")
@@ -168,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "server's own)")
     parser.add_argument("--workers", type=int,
                         help="concurrent model calls on every server (default: each server's own)")
-    parser.add_argument("--levels", help="concurrency levels, e.g. 1,2,4,8")
+    parser.add_argument("--levels", help="concurrency levels, e.g. 1,2,4,8 (1 is always "
+                                         "measured: the limit's bound comes from it)")
     parser.add_argument("--peer-levels", help="peer concurrency levels, e.g. 1,2,4")
     parser.add_argument("--soak-streams", type=int, help="soak: streams at once (default 4)")
     parser.add_argument("--soak-minutes", type=float, help="soak: duration (default 3)")

@@ -108,6 +108,10 @@ def test_sdk_transcribe_file(server):
     assert " ".join(u.transcript for u in utterances) == " ".join(
         w.punctuated_word for w in result.results.channels[0].alternatives[0].words)
     assert result.results.channels[0].detected_language is None   # not asked for
+    paragraphs = result.results.channels[0].alternatives[0].paragraphs   # smart_format's
+    assert paragraphs.transcript.startswith("\n") and paragraphs.paragraphs
+    assert sum(p.num_words for p in paragraphs.paragraphs) == len(
+        result.results.channels[0].alternatives[0].words)
 
 
 def test_sdk_transcribe_url(limited, files_server):

@@ -85,7 +85,7 @@ def test_response_shape_with_utterances_and_channels():
     left = _transcript([("Hello,", 0.1, 0.5), ("world.", 0.5, 0.9), ("Again", 2.5, 2.9)])
     right = _transcript([("Hallo", 1.0, 1.4)], language="de")
     options = deepgram_rest.parse_query([("multichannel", "true"), ("utterances", "true"),
-                                         ("detect_language", "true")])
+                                         ("detect_language", "true"), ("paragraphs", "true")])
     encoder = deepgram.DeepgramEncoder("base", 2, "req-1", requested_model="nova-3")
     body = deepgram_rest.response([left, right], options, encoder=encoder, duration=6.0,
                                   sha256="ab" * 32)
@@ -99,3 +99,13 @@ def test_response_shape_with_utterances_and_channels():
     assert [(u.channel, u.transcript) for u in utterances] == [
         (0, "Hello, world."), (1, "Hallo"), (0, "Again")]
     assert "type" not in body["metadata"]
+    paragraphs = parsed.results.channels[0].alternatives[0].paragraphs
+    assert paragraphs.transcript == "\nHello, world.\n\nAgain"     # a 1.6 s pause between
+    first = paragraphs.paragraphs[0]
+    assert (first.num_words, first.start, first.end) == (2, 0.1, 0.9)
+    assert [s.text for s in first.sentences] == ["Hello, world."]
+
+
+def test_smart_format_implies_paragraphs():
+    assert deepgram_rest.parse_query([("smart_format", "true")]).paragraphs
+    assert not deepgram_rest.parse_query([("punctuate", "true")]).paragraphs

@@ -27,7 +27,7 @@ ACCEPTED_BOOLEAN = ("punctuate", "smart_format", "numerals", "profanity_filter",
                     "dictation", "measurements", "mip_opt_out")
 ACCEPTED_FREE = ("version", "tier", "language_hint")
 # Asked-for features we do not have: refused when true / present.
-REFUSED_BOOLEAN = ("diarize", "paragraphs", "topics", "intents", "sentiment", "detect_entities",
+REFUSED_BOOLEAN = ("diarize", "topics", "intents", "sentiment", "detect_entities",
                    "detect_topics")
 REFUSED_FREE = ("diarize_model", "summarize", "custom_topic", "custom_topic_mode",
                 "custom_intent", "custom_intent_mode", "search", "replace", "redact",
@@ -35,10 +35,16 @@ REFUSED_FREE = ("diarize_model", "summarize", "custom_topic", "custom_topic_mode
 REPEATABLE = ("keyterm", "keywords", "tag", "extra", "detect_language", "language_hint",
               "search", "replace", "redact", "custom_topic", "custom_intent")
 SINGLE = ("model", "language", "encoding", "sample_rate", "channels", "multichannel",
-          "utterances", "utt_split", "token", *ACCEPTED_BOOLEAN, "version", "tier",
+          "utterances", "utt_split", "paragraphs", "token", *ACCEPTED_BOOLEAN, "version",
+          "tier",
           *REFUSED_BOOLEAN, "diarize_model", "summarize", "custom_topic_mode",
           "custom_intent_mode", "callback", "callback_method")
 KNOWN = frozenset(REPEATABLE + SINGLE)
+
+
+# A pause this long starts a new paragraph; these end a sentence.
+PARAGRAPH_PAUSE_S = 1.5
+SENTENCE_ENDS = (".", "?", "!", "。", "？", "！", "…")
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class PrerecordedOptions:
     multichannel: bool = False
     utterances: bool = False
     utt_split: float = 0.8
+    paragraphs: bool = False                     # asked for, or implied by smart_format
     raw: RawFormat | None = None                 # headerless audio, else the container says
     prompt: str | None = None                    # from keyterm / keywords
     tags: tuple[str, ...] = ()
@@ -136,6 +143,9 @@ def parse_query(items: Iterable[tuple[str, str]]) -> PrerecordedOptions:
         multichannel=_boolean(single, "multichannel", False),
         utterances=_boolean(single, "utterances", False),
         utt_split=_utt_split(single.get("utt_split")),
+        # Deepgram's smart_format includes paragraphs on pre-recorded audio.
+        paragraphs=(_boolean(single, "paragraphs", False)
+                    or _boolean(single, "smart_format", False)),
         raw=_raw_format(single),
         prompt=bias_prompt(grouped.get("keyterm", []), grouped.get("keywords", [])),
         tags=tuple(grouped.get("tag", [])),
@@ -149,13 +159,39 @@ def _words(transcript: Transcript) -> list[dict[str, Any]]:
             for w in _word_timings(transcript, 0.0, transcript.duration)]
 
 
-def _utterances(transcript: Transcript, channel: int, split_s: float) -> list[dict[str, Any]]:
-    """The channel's words grouped at pauses longer than `split_s`."""
+def _at_pauses(words: list[dict[str, Any]], pause_s: float) -> list[list[dict[str, Any]]]:
+    """`words` grouped where the gap between two words is longer than `pause_s`."""
     groups: list[list[dict[str, Any]]] = []
-    for word in _words(transcript):
-        if not groups or word["start"] - groups[-1][-1]["end"] > split_s:
+    for word in words:
+        if not groups or word["start"] - groups[-1][-1]["end"] > pause_s:
             groups.append([])
         groups[-1].append(word)
+    return groups
+
+
+def _sentences(words: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    sentences: list[list[dict[str, Any]]] = [[]]
+    for word in words:
+        sentences[-1].append(word)
+        if word["punctuated_word"].endswith(SENTENCE_ENDS):
+            sentences.append([])
+    return [sentence for sentence in sentences if sentence]
+
+
+def _paragraphs(words: list[dict[str, Any]]) -> dict[str, Any]:
+    """Deepgram's `paragraphs`: breaks at long pauses, sentences at end punctuation."""
+    paragraphs = [{"sentences": [{"text": " ".join(w["punctuated_word"] for w in sentence),
+                                  "start": sentence[0]["start"], "end": sentence[-1]["end"]}
+                                 for sentence in _sentences(group)],
+                   "num_words": len(group), "start": group[0]["start"], "end": group[-1]["end"]}
+                  for group in _at_pauses(words, PARAGRAPH_PAUSE_S)]
+    text = "\n\n".join(" ".join(s["text"] for s in p["sentences"]) for p in paragraphs)
+    return {"transcript": "\n" + text if text else "", "paragraphs": paragraphs}
+
+
+def _utterances(transcript: Transcript, channel: int, split_s: float) -> list[dict[str, Any]]:
+    """The channel's words grouped at pauses longer than `split_s`."""
+    groups = _at_pauses(_words(transcript), split_s)
     return [{"start": g[0]["start"], "end": g[-1]["end"],
              "confidence": round(sum(w["confidence"] for w in g) / len(g), 4),
              "channel": channel, "transcript": " ".join(w["punctuated_word"] for w in g),
@@ -167,9 +203,11 @@ def response(transcripts: Sequence[Transcript], options: PrerecordedOptions, *,
     """The `ListenV1Response` body: one channel per transcript (one when not multichannel)."""
     channels = []
     for transcript in transcripts:
+        words = _words(transcript)
         alternative: dict[str, Any] = {"transcript": transcript.text.strip(),
-                                       "confidence": _confidence(transcript),
-                                       "words": _words(transcript)}
+                                       "confidence": _confidence(transcript), "words": words}
+        if options.paragraphs:
+            alternative["paragraphs"] = _paragraphs(words)
         channel: dict[str, Any] = {"alternatives": [alternative]}
         if options.detect_language:
             channel["detected_language"] = transcript.language

@@ -1,6 +1,8 @@
 """Pure tests of the per-connection session: jobs out, results in, events out (no sockets, no
 model: a fake transcriber; synthesized voiced audio that the session's webrtcvad segments)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -20,6 +22,7 @@ from streaming.core.session import (
     UtteranceEnded,
 )
 from streaming.model.backends.fake import FakeTranscriber
+from streaming.model.transcriber import Transcript
 
 from .synthetic import RATE, silence, voiced
 
@@ -246,3 +249,42 @@ def test_outputs_come_in_the_order_things_happened(speech):
     # Each utterance: speech starts, its final job starts, the utterance ends.
     assert kinds == ["SpeechStarted", "StartJob", "UtteranceEnded", "SpeechEnded"] * 2
     assert session.outputs() == []
+
+
+def answered(job, text: str, language: str, probability: float) -> Transcript:
+    """What a detecting model says about `job`: `text` in `language`, this sure of it."""
+    transcript = FakeTranscriber(text).transcribe(job.audio, job.options)
+    return replace(transcript, language=language, language_probability=probability)
+
+
+def test_detected_language_is_pinned_once_enough_speech_was_heard_and_sure():
+    session = StreamSession(StreamOptions(interim_results=True, language=None))
+    data = np.concatenate([silence(0.3), voiced(4.0)]).astype("<i2").tobytes()
+    asked: list[tuple[int, str | None]] = []
+    unsure_answers = 1      # the first answer on enough speech is unsure; then sure ones
+    for i in range(0, len(data), 1600):
+        session.feed(data[i:i + 1600])
+        for job in started(session.outputs()):
+            asked.append((job.voiced_ms, job.options.language))
+            unsure = job.voiced_ms >= 1000 and unsure_answers > 0
+            unsure_answers -= unsure
+            session.job_done(job.id, answered(job, "hola que tal", "es", 0.5 if unsure else 0.97))
+    detecting = [voiced for voiced, language in asked if language is None]
+    pinned = [voiced for voiced, language in asked if language == "es"]
+    assert detecting and pinned and len(detecting) + len(pinned) == len(asked)
+    # It took a sure answer on at least PIN_MIN_VOICED_MS of speech; after that, no detection.
+    assert sum(1 for v in detecting if v >= 1000) >= 2
+    assert max(detecting) < min(pinned)
+    assert session.language == "es"
+
+
+def test_a_pinned_english_stream_asks_for_english_partials():
+    session = StreamSession(StreamOptions(interim_results=True, language=None))
+    data = np.concatenate([silence(0.3), voiced(3.0)]).astype("<i2").tobytes()
+    languages = []
+    for i in range(0, len(data), 1600):
+        session.feed(data[i:i + 1600])
+        for job in started(session.outputs()):
+            languages.append(job.options.language)
+            session.job_done(job.id, answered(job, "in being", "en", 0.99))
+    assert languages[0] is None and languages[-1] == "en"

@@ -26,6 +26,7 @@ async def healthz(request: Request) -> JSONResponse:
     state = state_of(request)
     models = {name: {"calls": s.stats.calls, "queued": s.stats.queued,
                      "running": s.stats.running, "partials_shed": s.stats.partials_shed,
+                     "partials": s.stats.partials, "partials_fast": s.stats.partials_fast,
                      "busy_seconds": round(s.stats.busy_seconds, 3)}
               for name, s in state.engine.loaded().items()}
     return JSONResponse({"status": "ok", "default_model": state.engine.default,

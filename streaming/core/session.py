@@ -43,6 +43,11 @@ from .segmenter import (
 
 MIN_PARTIAL_SAMPLES = SAMPLE_RATE // 2
 PARTIAL_SILENCE_MS = 60
+# A stream that asked for detection (language=None) pins the language of the first
+# transcript, partial or final, that heard this much speech and is this sure of it; until
+# then every job detects again. Pinned, English partials take the fast partial model.
+PIN_MIN_VOICED_MS = 1000
+PIN_MIN_PROBABILITY = 0.8
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class Job:
     audio: np.ndarray          # float32, 16 kHz
     offset: float              # stream time of audio[0], seconds
     options: TranscribeOptions
+    voiced_ms: int = 0         # speech the segmenter heard in `audio`
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,7 @@ class StreamSession:
                           for _ in range(count)]
         self._partial_interval = SAMPLE_RATE * stream.partial_interval_ms // 1000
         self._beam_size = beam_size
-        self.language = options.language
+        self.language = options.language      # None until detected and pinned
         self._ids = itertools.count()
         self._inflight: dict[int, Job] = {}
         self._results: dict[int, Transcript] = {}
@@ -316,7 +322,7 @@ class StreamSession:
                                     word_timestamps=(kind == "final"), temperature=0.0,
                                     prompt=self.options.prompt)
         job = Job(next(self._ids), index, utterance.index, kind, to_float32(utterance.audio),
-                  utterance.start / SAMPLE_RATE, options)
+                  utterance.start / SAMPLE_RATE, options, utterance.voiced_ms)
         self._inflight[job.id] = job
         start = StartJob(job)
         self._unsent[job.id] = start
@@ -337,16 +343,21 @@ class StreamSession:
         if current is None or len(current.audio) < MIN_PARTIAL_SAMPLES \
                 or len(current.audio) - state.partial_audio < self._partial_interval:
             return
+        # While the language is unknown a partial runs on the main model and detects it; one
+        # on too little speech to pin the language would cost as much and settle nothing.
+        if self.language is None and current.voiced_ms < PIN_MIN_VOICED_MS:
+            return
         state.partial_audio = len(current.audio)
         state.partial_job = self._new_job(index, current, "partial")
 
     def _on_partial(self, job: Job, transcript: Transcript) -> None:
         state = self._channels[job.channel]
+        if not transcript.text or assess(transcript, job.voiced_ms).likely:
+            return  # nothing heard yet, or a stock phrase on a breath: show nothing
+        self._maybe_pin_language(transcript, job.voiced_ms)
         current = state.segmenter.current()
         if current is None or current.index != job.utterance:
             return  # the utterance ended meanwhile; its final supersedes this
-        if not transcript.text or assess(transcript, current.voiced_ms).likely:
-            return  # nothing heard yet, or a stock phrase on a breath: show nothing
         duration = len(job.audio) / SAMPLE_RATE
         shown = state.agreement.update(_spread_words(transcript.text, job.offset, duration))
         self._outputs.append(Transcription(
@@ -387,9 +398,9 @@ class StreamSession:
         utterance = slot.utterance
         start = utterance.start / SAMPLE_RATE
         duration = len(utterance.audio) / SAMPLE_RATE
-        if self.language is None and transcript.language_probability >= 0.8:
-            self.language = transcript.language  # detect once per stream, then fix it
         verdict = assess(transcript, utterance.voiced_ms)
+        if not verdict.likely:
+            self._maybe_pin_language(transcript, utterance.voiced_ms)
         words = tuple(_word_timings(transcript, start, start + duration))
         text = transcript.text
         hallucination = verdict.as_dict()
@@ -402,6 +413,12 @@ class StreamSession:
             confidence=_confidence(transcript) if words else 0.0,
             language=transcript.language, hallucination=hallucination,
             utterance=utterance.index)
+
+    def _maybe_pin_language(self, transcript: Transcript, voiced_ms: int) -> None:
+        """Detect once per stream: later jobs name the language instead of detecting it."""
+        if self.language is None and transcript.language and voiced_ms >= PIN_MIN_VOICED_MS \
+                and transcript.language_probability >= PIN_MIN_PROBABILITY:
+            self.language = transcript.language
 
     def _maybe_utterance_end(self, index: int) -> None:
         """UtteranceEnd once `utterance_end_ms` of audio passed with no word after the last

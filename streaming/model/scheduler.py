@@ -38,6 +38,8 @@ class SchedulerStats:
     calls: int = 0                    # jobs run
     model_calls: int = 0              # model calls made for them (a batch is one call)
     partials_shed: int = 0            # partials refused because the workers were busy
+    partials: int = 0                 # partials queued ...
+    partials_fast: int = 0            # ... of which on the English partial model
     busy_seconds: float = 0.0
     queued: int = 0
     running: int = 0
@@ -123,6 +125,8 @@ class TranscriptionScheduler:
             self.stats.partials_shed += 1
             return None
         fast = self.partial_transcriber if options.language == "en" else None
+        self.stats.partials += 1
+        self.stats.partials_fast += fast is not None
         return self._submit(audio, options, Priority.PARTIAL, fast)
 
     async def _next_batch(self) -> list[_Job]:

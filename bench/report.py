@@ -108,6 +108,12 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_latency(result: dict, path: Path) -> None:
     plt = _plt()
     rows = result["per_utterance"]
@@ -122,9 +128,7 @@ def plot_latency(result: dict, path: Path) -> None:
     ax.set_ylabel("seconds")
     ax.set_title("One real-time stream: latency per utterance")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_concurrency(sweeps: dict[str, dict], path: Path) -> None:
@@ -156,9 +160,7 @@ def plot_concurrency(sweeps: dict[str, dict], path: Path) -> None:
         ax.set_xlabel("concurrent real-time streams")
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_accuracy(result: dict, path: Path) -> None:
@@ -172,9 +174,7 @@ def plot_accuracy(result: dict, path: Path) -> None:
     ax.set_xticks(list(xs), ["/".join(g["group"]) for g in groups], rotation=75, fontsize=6)
     ax.set_ylabel("WER (CER for zh/ja/ko)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 # ---------------------------------------------------------------- sections
@@ -364,9 +364,7 @@ def plot_soak(result: dict, path: Path) -> None:
     ax.set_ylabel("server RSS (MB)")
     ax.set_title(f"Soak: {result['soak_streams']} streams with random faults")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def section_soak(record: dict, img: Path, rel: str) -> str:

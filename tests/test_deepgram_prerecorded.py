@@ -154,7 +154,7 @@ def test_multichannel_and_utterances_curl_style(server):
     assert [u.start for u in utterances] == sorted(u.start for u in utterances)
 
 
-def test_headerless_mulaw(server):
+def test_headerless_audio(server):
     pcm = item(CLIP).mono16k()
     mulaw = mulaw_encode(pcm[::2])       # 8 kHz telephone audio (the clip has no energy above 4 kHz)
     response = listen(server, "?encoding=mulaw&sample_rate=8000", content=mulaw,
@@ -163,6 +163,13 @@ def test_headerless_mulaw(server):
     result = validated(response.json())
     assert error_rate(item(CLIP).references(), transcript(result)) < 0.15, transcript(result)
     assert result.metadata.duration == pytest.approx(len(pcm) / 16000, abs=0.05)
+    # Headerless stereo, one channel each: speech on the right, silence on the left.
+    stereo = np.stack([np.zeros_like(pcm), pcm], axis=1)
+    response = listen(server, "?encoding=linear16&sample_rate=16000&channels=2&multichannel=true",
+                      content=stereo.astype("<i2").tobytes())
+    result = validated(response.json())
+    assert transcript(result, 0) == "" and result.results.channels[0].alternatives[0].words == []
+    assert error_rate(item(CLIP).references(), transcript(result, 1)) < 0.15
 
 
 async def test_livekit_recognize(server):

@@ -115,9 +115,11 @@ class CaptionPrinter:
                 message += f"; {event.unconfirmed:.1f} s sent may have no transcript"
         elif isinstance(event, Reconnected):
             message = f"reconnected (attempt {event.attempt})"
-        else:
+        elif isinstance(event, AudioLost):
             message = (f"audio lost: {event.duration:.1f} s at {timestamp(event.start)}"
                        f" ({event.reason})")
+        else:
+            return
         self._clear_partial()
         self.out.flush()
         print(f"streamscribe: {message}", file=self.err, flush=True)

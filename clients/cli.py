@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import sys
+from typing import Any, Coroutine
 
 from .errors import ClientError, ConnectionLost
 from .options import StreamOptions
@@ -74,7 +75,7 @@ def _mic(args: argparse.Namespace) -> int:
                         token=args.token))
 
 
-def _run(coro) -> int:
+def _run(coro: Coroutine[Any, Any, object]) -> int:
     try:
         asyncio.run(coro)
     except KeyboardInterrupt:
@@ -88,7 +89,7 @@ def _run(coro) -> int:
     return 0
 
 
-def add_client_commands(sub) -> None:
+def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stream = sub.add_parser("stream", help="stream an audio file to a server as if live; print results")
     stream.add_argument("file", metavar="FILE", help="WAV (any rate/channels) or any FFmpeg-readable audio")
     stream.add_argument("--speed", type=float, default=1.0,

@@ -16,19 +16,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any, AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any, AsyncIterator, Generic, Mapping, TypeVar
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from .errors import CannotConnect, ConnectionLost, ConnectionRejected, StreamClosed
-from .events import Event, Metadata, Transcript, UnknownMessage, parse_event
+from .events import (
+    Event,
+    Metadata,
+    ServerEvent,
+    Transcript,
+    UnknownMessage,
+    parse_event,
+)
 from .options import StreamOptions, listen_url
 
 __all__ = ["Connection", "StreamClient", "connect"]
 
-_END = object()
+class _End:
+    """The marker after a stream's last event."""
+
+
+_END = _End()
+E = TypeVar("E", bound="Event")
 
 
 def _as_bytes(audio: Any) -> bytes:
@@ -37,7 +50,7 @@ def _as_bytes(audio: Any) -> bytes:
     tobytes = getattr(audio, "tobytes", None)   # numpy arrays: sent in their own dtype
     if tobytes is None:
         raise TypeError(f"audio must be bytes or an array, not {type(audio).__name__}")
-    return tobytes()
+    return bytes(tobytes())
 
 
 def auth_headers(token: str | None, scheme: str = "Token") -> dict[str, str]:
@@ -78,25 +91,25 @@ async def connect(url: str, options: StreamOptions | None = None, *, token: str 
                       keepalive_interval=keepalive_interval)
 
 
-class EventSource:
+class EventSource(Generic[E]):
     """`recv()` and `async for` over an event queue closed by an end marker.
 
     Subclasses fill `_events`, and put `_END` last; `_end_error()` is raised once, after every
     event queued before it.
     """
 
-    _events: asyncio.Queue
+    _events: asyncio.Queue[E | _End]
     _finished: bool
 
     def _end_error(self) -> Exception | None:
         raise NotImplementedError
 
-    async def recv(self) -> Event | None:
+    async def recv(self) -> E | None:
         """The next event; None once the stream has ended normally (raises on an abnormal end)."""
         if self._finished:
             return None
         item = await self._events.get()
-        if item is _END:
+        if isinstance(item, _End):
             self._finished = True
             error = self._end_error()
             if error is not None:
@@ -104,17 +117,17 @@ class EventSource:
             return None
         return item
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncIterator[E]:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> E:
         event = await self.recv()
         if event is None:
             raise StopAsyncIteration
         return event
 
 
-class Connection(EventSource):
+class Connection(EventSource[ServerEvent]):
     """An open stream. Create with `connect()` or `async with StreamClient(...)`.
 
     Attributes: `url`, `options`, `request_id` (from the handshake, when the server sends
@@ -132,7 +145,7 @@ class Connection(EventSource):
         self.metadata: Metadata | None = None
         self.confirmed_until = 0.0
         self._close_timeout = close_timeout
-        self._events: asyncio.Queue = asyncio.Queue()
+        self._events: asyncio.Queue[ServerEvent | _End] = asyncio.Queue()
         self._metadata_seen = asyncio.Event()
         self._closing = False
         self._finished = False          # the end marker was taken from the queue
@@ -227,7 +240,8 @@ class Connection(EventSource):
     async def __aenter__(self) -> "Connection":
         return self
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc_type is None:
             await self.close()
         else:
@@ -273,7 +287,7 @@ class Connection(EventSource):
 class StreamClient:
     """`async with StreamClient(url, options, **connect_kwargs) as conn:` — see `connect()`."""
 
-    def __init__(self, url: str, options: StreamOptions | None = None, **kwargs) -> None:
+    def __init__(self, url: str, options: StreamOptions | None = None, **kwargs: Any) -> None:
         self.url = url
         self.options = options or StreamOptions()
         self._kwargs = kwargs
@@ -283,6 +297,7 @@ class StreamClient:
         self._conn = await connect(self.url, self.options, **self._kwargs)
         return self._conn
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._conn is not None:
             await self._conn.__aexit__(exc_type, exc, tb)

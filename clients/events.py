@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 __all__ = [
     "AudioLost",
@@ -252,15 +252,17 @@ class AudioLost:
     reason: str
 
 
-Event = (Transcript | SpeechStarted | UtteranceEnd | Metadata | ServerError | UnknownMessage
-         | Reconnecting | Reconnected | AudioLost)
+# What a server sends (each can be moved onto the caller's clock with `shifted`), and every
+# event a stream yields: those plus the client's own reports about the connection.
+ServerEvent = Transcript | SpeechStarted | UtteranceEnd | Metadata | ServerError | UnknownMessage
+Event = ServerEvent | Reconnecting | Reconnected | AudioLost
 
-_PARSERS = {"Results": Transcript.from_json, "SpeechStarted": SpeechStarted.from_json,
+_PARSERS: dict[str, Callable[[Mapping[str, Any]], ServerEvent]] = {"Results": Transcript.from_json, "SpeechStarted": SpeechStarted.from_json,
             "UtteranceEnd": UtteranceEnd.from_json, "Metadata": Metadata.from_json,
             "Error": ServerError.from_json}
 
 
-def parse_event(message: str | bytes | Mapping[str, Any]) -> Event:
+def parse_event(message: str | bytes | Mapping[str, Any]) -> ServerEvent:
     """One server text message (JSON text or already decoded) to its typed event.
 
     Never raises on a well-formed JSON object: unknown types become `UnknownMessage`.

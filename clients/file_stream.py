@@ -54,7 +54,7 @@ def _decode_with_av(path: Path) -> tuple[np.ndarray, int]:
         layout = stream.layout.name if stream.layout else "mono"
         channels = stream.layout.nb_channels if stream.layout else 1
         resampler = av.AudioResampler(format="s16", layout=layout, rate=stream.rate)
-        parts = []
+        parts: list[np.ndarray] = []
         for frame in container.decode(stream):
             parts.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
         parts.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import sys
+from types import ModuleType
 from typing import Any, AsyncIterator, TextIO
 
 from .captions import CaptionPrinter
@@ -27,12 +29,11 @@ SAMPLE_RATE = 16000
 BLOCK_MS = 50
 
 
-def _sounddevice():
+def _sounddevice() -> ModuleType:
     try:
-        import sounddevice
+        return importlib.import_module("sounddevice")
     except OSError as exc:   # the PortAudio shared library is missing
         raise RuntimeError(f"{exc}: install PortAudio (Debian: apt-get install libportaudio2)") from exc
-    return sounddevice
 
 
 def list_devices() -> str:
@@ -73,11 +74,13 @@ class Microphone:
         self.captured_frames = 0       # every frame PortAudio delivered, dropped ones included
         self.input_overflows = 0       # PortAudio's own overflow flags (frames lost in the driver)
         self.lost: list[AudioLost] = []
-        self._queue: asyncio.Queue | None = None
+        # None ends the blocks (stop()).
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(
+            maxsize=max(1, int(max_queue_s * 1000 / block_ms)))
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stream = None
+        self._stream: Any = None            # sounddevice.RawInputStream, while open
 
-    def _open(self, sd, rate: int):
+    def _open(self, sd: ModuleType, rate: int) -> Any:
         return sd.RawInputStream(samplerate=rate, blocksize=int(rate * self.block_ms / 1000),
                                  device=self.device, channels=1, dtype="int16",
                                  callback=self._callback)
@@ -96,12 +99,10 @@ class Microphone:
             which = "the default input" if self.device is None else f"input device {self.device!r}"
             raise RuntimeError(f"cannot open {which}: {exc} (see `streamscribe mic "
                                "--list-devices`)") from exc
-        blocks = max(1, int(self.max_queue_s * 1000 / self.block_ms))
-        self._queue = asyncio.Queue(maxsize=blocks)
         self._stream.start()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         self.stop()
 
     def stop(self) -> None:
@@ -113,8 +114,9 @@ class Microphone:
                 self._queue.get_nowait()
             self._queue.put_nowait(None)
 
-    def _callback(self, indata, frames, time_info, status) -> None:
+    def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: copy and hand over, nothing else.
+        assert self._loop is not None, "PortAudio calls back only after __aenter__"
         try:
             self._loop.call_soon_threadsafe(self._put, bytes(indata), frames,
                                             bool(status.input_overflow))

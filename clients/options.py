@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = ["BYTES_PER_SAMPLE", "LISTEN_PATH", "StreamOptions", "listen_url"]
@@ -11,7 +12,7 @@ LISTEN_PATH = "/v1/listen"
 BYTES_PER_SAMPLE = {"linear16": 2, "mulaw": 1, "alaw": 1}
 
 
-def _query_value(value) -> str:
+def _query_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -71,7 +72,7 @@ class StreamOptions:
         pairs = [(n, _query_value(getattr(self, n))) for n in names if getattr(self, n) is not None]
         return pairs + [(str(k), _query_value(v)) for k, v in self.extra]
 
-    def replace(self, **changes) -> "StreamOptions":
+    def replace(self, **changes: Any) -> StreamOptions:
         return replace(self, **changes)
 
 

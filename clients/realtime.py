@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from streaming.audio import Resampler
 
-from .connection import _END, EventSource
+from .connection import _END, EventSource, _End
 from .errors import CannotConnect, ConnectionLost, ConnectionRejected, StreamClosed
 from .events import Event, Metadata, ServerError, SpeechStarted, Transcript
 from .options import StreamOptions
@@ -82,7 +82,7 @@ def session_update(protocol: Protocol, options: StreamOptions) -> dict[str, Any]
         "transcription": transcription, "turn_detection": turn}}}}
 
 
-class RealtimeConnection(EventSource):
+class RealtimeConnection(EventSource[Event]):
     """An open realtime session. Create with `connect_realtime()` or `RealtimeClient`."""
 
     def __init__(self, ws: ClientConnection, options: StreamOptions, protocol: Protocol, *,
@@ -96,7 +96,7 @@ class RealtimeConnection(EventSource):
         self.metadata: Metadata | None = None
         self._close_timeout = close_timeout
         self._resampler = Resampler(options.sample_rate, RATES[protocol])
-        self._events: asyncio.Queue[Any] = asyncio.Queue()
+        self._events: asyncio.Queue[Event | _End] = asyncio.Queue()
         self._finished = False
         self._closing = False
         self._error: ConnectionLost | None = None

@@ -25,9 +25,10 @@ import contextlib
 import random
 from collections import deque
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Awaitable, Callable
 
-from .connection import _END, Connection, EventSource, _as_bytes, connect
+from .connection import _END, Connection, EventSource, _as_bytes, _End, connect
 from .errors import ClientError, ConnectionLost, ConnectionRejected, StreamClosed
 from .events import AudioLost, Event, Metadata, Reconnected, Reconnecting
 from .options import StreamOptions
@@ -64,7 +65,7 @@ class StreamStats:
     seconds_buffered: float = 0.0   # waiting for the next connection now
 
 
-class ResilientStream(EventSource):
+class ResilientStream(EventSource[Event]):
     """Like `Connection`, but reconnects. Keyword arguments:
 
       backoff          Backoff() — delays between attempts, and when to give up
@@ -106,11 +107,11 @@ class ResilientStream(EventSource):
         self._buffer_bytes = 0
         self._lost_range: list[int] | None = None   # [start, end) of a run of dropped bytes
         self._lock = asyncio.Lock()
-        self._events: asyncio.Queue = asyncio.Queue()
+        self._events: asyncio.Queue[Event | _End] = asyncio.Queue()
         self._closing = False
         self._finished = False
         self._error: ClientError | None = None
-        self._supervisor: asyncio.Task | None = None
+        self._supervisor: asyncio.Task[None] | None = None
 
     # --- lifetime ------------------------------------------------------------------------
 
@@ -123,7 +124,8 @@ class ResilientStream(EventSource):
     async def __aenter__(self) -> "ResilientStream":
         return await self.start()
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.close(timeout=None if exc_type is None else 0.0)
 
     async def close(self, timeout: float | None = None) -> Metadata | None:
@@ -279,7 +281,7 @@ class ResilientStream(EventSource):
         conn = self._conn
         attempt = 0
         while conn is not None:
-            lost = await self._forward(conn)
+            lost: ClientError | None = await self._forward(conn)
             if self._closing:
                 return
             async with self._lock:
@@ -307,6 +309,7 @@ class ResilientStream(EventSource):
                         self._give_up(exc)
                         return
                     lost = exc
+                    continue                # a refusal that may pass: try again after a delay
                 except ClientError as exc:
                     lost = exc
                     continue

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Iterator
+from types import TracebackType
+from typing import Any, Coroutine, Iterator, TypeVar
 
-from .connection import connect
+from .connection import Connection, connect
 from .events import Event, Metadata
 from .options import StreamOptions
 from .resilient import ResilientStream
 
 __all__ = ["SyncStream", "connect_sync"]
+
+T = TypeVar("T")
 
 
 class SyncStream:
@@ -33,6 +36,7 @@ class SyncStream:
         self._thread = threading.Thread(target=self._loop.run_forever,
                                         name="streamscribe-client-loop", daemon=True)
         self._thread.start()
+        self._stream: Connection | ResilientStream
         try:
             if resilient:
                 self._stream = self._call(ResilientStream(url, options, **kwargs).start())
@@ -44,11 +48,11 @@ class SyncStream:
         self.metadata: Metadata | None = None
         self._left: list[Event] = []        # events still unread at close()
 
-    def _call(self, coro, timeout: float | None = None):
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     @property
-    def stream(self):
+    def stream(self) -> Connection | ResilientStream:
         """The underlying async Connection or ResilientStream (use only on its loop)."""
         return self._stream
 
@@ -103,7 +107,8 @@ class SyncStream:
     def __enter__(self) -> "SyncStream":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close(timeout=None if exc_type is None else 0.0)
 
 

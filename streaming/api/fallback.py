@@ -24,9 +24,6 @@ from starlette.websockets import WebSocket
 from ..errors import InvalidRequest, StreamscribeError
 from . import prerecorded
 
-OPENAI_PREFIXES = ("/v1/audio", "/v1/models")
-
-
 def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 

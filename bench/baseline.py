@@ -76,7 +76,10 @@ def prepare(revision: str, root: Path | None = None) -> Checkout:
         archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", sha],
                                  capture_output=True, check=True).stdout
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(target, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(target, filter="data")
+            else:  # Python < 3.11.4 has no filters; the archive is this repository's own
+                tar.extractall(target)
         (target / ".complete").write_text(sha + "\n")
     return Checkout(revision, target, sha)
 

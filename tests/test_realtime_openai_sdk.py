@@ -172,3 +172,42 @@ async def test_bad_events_get_error_events_and_the_session_goes_on(server):
     assert all(e.type == "invalid_request_error" and e.message for e in errors)
     fmt = of_type(events, "session.updated")[0].session.audio.input.format
     assert fmt.type == "audio/pcmu"
+
+
+async def test_beta_client_and_transcription_session_update(server):
+    """The SDK's beta client (`client.beta.realtime`, `OpenAI-Beta: realtime=v1`) and the beta
+    `transcription_session.update`. Its `transcription_session.updated` is checked with the
+    beta models, except `client_secret`, which OpenAI leaves out over the WebSocket although
+    the SDK's type requires it."""
+    from openai.types.beta.realtime import RealtimeServerEvent as BetaServerEvent
+    from openai.types.beta.realtime.transcription_session import (InputAudioTranscription,
+                                                                  TurnDetection)
+
+    beta_models: dict[str, type[BaseModel]] = {
+        typing.get_args(model.model_fields["type"].annotation)[0]: model
+        for model in typing.get_args(typing.get_args(BetaServerEvent)[0])}
+    pcm, references = speech_24k()
+    received: list[dict[str, Any]] = []
+    async with client(server).beta.realtime.connect(
+            model="gpt-4o-transcribe", extra_query={"intent": "transcription"}) as connection:
+        await connection.transcription_session.update(session={
+            "input_audio_format": "pcm16",
+            "input_audio_transcription": {"model": "gpt-4o-transcribe", "language": "en"},
+            "turn_detection": {"type": "server_vad", "silence_duration_ms": 600}})
+        sender = asyncio.create_task(send_audio(connection, pcm, speed=0))
+        async with asyncio.timeout(timeout(120)):
+            while sum(m["type"].endswith(".completed") for m in received) < len(CLIPS):
+                received.append(json.loads(await connection.recv_bytes()))
+        await sender
+
+    updated = next(m for m in received if m["type"] == "transcription_session.updated")
+    session = updated["session"]
+    assert session["input_audio_format"] == "pcm16"
+    assert InputAudioTranscription.model_validate(session["input_audio_transcription"]).language == "en"
+    assert TurnDetection.model_validate(session["turn_detection"]).silence_duration_ms == 600
+    for message in received:
+        if message["type"] != "transcription_session.updated":
+            beta_models[message["type"]].model_validate(message)
+    completed = [m for m in received if m["type"].endswith(".completed")]
+    text = " ".join(m["transcript"] for m in completed)
+    assert error_rate([" ".join(references)], text) < 0.15, text

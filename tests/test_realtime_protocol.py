@@ -234,3 +234,17 @@ def test_deeply_nested_events_are_refused_not_recursed(text):
     with pytest.raises(ProtocolError) as caught:
         decode(text)
     assert caught.value.code == "invalid_json"
+
+
+def test_a_new_stream_continues_the_session_time():
+    items = TranscriptionItems("together", manual=False, sample_rate=16000, bytes_per_sample=2)
+    first = items.encode(SpeechStarted(0, 1.0, 0))
+    items.encode(SpeechEnded(0, 2.0, 0))
+    items.encode(final("One.", 0))
+    items.next_stream(manual=False, sample_rate=8000, bytes_per_sample=1, offset_s=5.0)
+    # The new stream counts from 0 again, utterance 0 included: a new item at 5 s + 1 s.
+    second = items.encode(SpeechStarted(0, 1.0, 0)) + items.encode(SpeechEnded(0, 2.0, 0))
+    done = items.encode(final("Two.", 0))
+    assert second[0]["audio_start_ms"] == 6000 and second[1]["audio_end_ms"] == 7000
+    assert second[0]["item_id"] != first[0]["item_id"] == second[2]["previous_item_id"]
+    assert done[-1]["start_ms"] == 6000 and done[-1]["transcript"] == "Two."

@@ -89,19 +89,20 @@ async def test_pipecat_together_stt_service(server):
 
 
 async def together_session(url: str, pcm: bytes, before: tuple[dict[str, Any], ...] = (),
-                           real_time: bool = False, finals: int = 1) -> list[dict[str, Any]]:
+                           real_time: bool = False, finals: int = 1, update_at: int = -1,
+                           update: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Together's documented client: base64 chunks of 8192 bytes (paced in real time, as
     its sample does, or as fast as possible), then a commit; every message until `finals`
-    completed events have arrived."""
+    completed events have arrived. `update` is sent before the chunk at byte `update_at`."""
     received: list[dict[str, Any]] = []
     async with websockets.connect(url, additional_headers=HEADERS) as ws:
         for message in before:
             await ws.send(json.dumps(message))
-        for start in range(0, len(pcm), 8192):
-            await ws.send(json.dumps({"type": "input_audio_buffer.append",
-                                      "audio": base64.b64encode(pcm[start:start + 8192]).decode()}))
-            if real_time:
-                await asyncio.sleep(8192 / 32_000)
+        chunks = [pcm[:update_at], pcm[update_at:]] if update else [pcm]
+        for index, part in enumerate(chunks):
+            if index:
+                await ws.send(json.dumps(update))
+            await send_chunks(ws, part, real_time)
         await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
         async with asyncio.timeout(timeout(120)):
             async for raw in ws:
@@ -109,6 +110,14 @@ async def together_session(url: str, pcm: bytes, before: tuple[dict[str, Any], .
                 if sum(m["type"].endswith("completed") for m in received) >= finals:
                     break
     return received
+
+
+async def send_chunks(ws: Any, pcm: bytes, real_time: bool) -> None:
+    for start in range(0, len(pcm), 8192):
+        await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                  "audio": base64.b64encode(pcm[start:start + 8192]).decode()}))
+        if real_time:
+            await asyncio.sleep(8192 / 32_000)
 
 
 def corpus_pcm(gap_s: float) -> tuple[bytes, list[str]]:
@@ -162,6 +171,28 @@ async def test_raw_client_with_vad_off_commits_one_item(server):
     committed = [m for m in messages if m["type"] == "input_audio_buffer.committed"]
     assert len(completed) == 1 and committed[0]["item_id"] == completed[0]["item_id"]
     assert error_rate([" ".join(references)], completed[0]["transcript"]) < 0.15, completed
+
+
+async def test_vad_settings_change_mid_session(server):
+    """Together applies `transcription_session.updated` at any time: the utterance before
+    the update completes with the old settings, the one after with the new, times go on."""
+    first, second = (corpus.item(c).mono16k() for c in CLIPS)
+    pause = np.zeros(24_000, np.int16)
+    url = (f"{server.ws_url}/v1/realtime?model=openai/whisper-large-v3"
+           "&input_audio_format=pcm_s16le_16000&language=en")
+    update = {"type": "transcription_session.updated",
+              "session": {"turn_detection": {"min_silence_duration_ms": 900}}}
+    head = np.concatenate([pause, first, pause]).astype("<i2").tobytes()
+    messages = await together_session(
+        url, head + np.concatenate([second, pause]).astype("<i2").tobytes(),
+        update_at=len(head), update=update, finals=2)
+    updated = [m for m in messages if m["type"] == "transcription_session.updated"]
+    assert updated[0]["session"]["turn_detection"]["min_silence_duration_ms"] == 900
+    completed = [m for m in messages if m["type"].endswith(".completed")]
+    assert [error_rate([corpus.item(c).text], m["transcript"]) < 0.15
+            for c, m in zip(CLIPS, completed)] == [True, True], completed
+    assert completed[1]["start_ms"] >= len(head) / 32 - 100   # bytes / 32 = ms at 16 kHz
+    assert completed[1]["item_id"] != completed[0]["item_id"]
 
 
 @pytest.fixture(scope="module")

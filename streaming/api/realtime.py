@@ -4,8 +4,10 @@ transcription over WebSocket, on the same `LiveStream` as `/v1/listen`.
 The query picks the dialect: Together's clients name `input_audio_format` (or VAD
 parameters), OpenAI's send `intent=transcription`. Auth, query and model are checked before
 the upgrade (HTTP 400/401 with a JSON body). After it the server sends `session.created`;
-session updates are applied until the first audio arrives, which starts the stream with
-the settings then in force. A bad event gets an `error` event and the session goes on.
+the first audio starts a stream with the settings then in force. An update that changes
+them later closes that stream (its last transcripts are delivered first) and the next
+audio starts a new one, its times continuing the session's. A bad event gets an `error`
+event and the session goes on.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class RealtimeSession:
         self.stream: LiveStream | None = None
         self.items: TranscriptionItems | None = None
         self._sender: asyncio.Task[None] | None = None
+        self._offset = 0.0          # seconds of audio on the streams before this one
         self._lock = asyncio.Lock()
 
     @property
@@ -125,6 +128,8 @@ class RealtimeSession:
             try:
                 frame = await self.state.lifecycle.receive(self.websocket, idle)
             except TimeoutError:
+                if self.stream is not None and self.stream.session.pending_finals:
+                    continue    # the client is waiting for transcripts, not idle
                 await self.send([error_event(new_id("event"), "idle_timeout",
                                              f"no event for {idle:g} s; closing")])
                 return False
@@ -164,15 +169,15 @@ class RealtimeSession:
 
     async def _update(self, command: UpdateSession) -> None:
         settings = command.settings
-        if self.stream is not None:
-            if settings.stream_options() != self.settings.stream_options() \
-                    or settings.vad(self.state.config.vad) != self.vad:
-                raise ProtocolError(
-                    "the session's audio format, transcription and turn detection are fixed "
-                    "once audio has been appended; open a new session to change them",
-                    code="session_update_after_audio", param="session")
-        else:
-            self.scheduler = await _scheduler(self.state, settings, self.dialect)
+        self.scheduler = await _scheduler(self.state, settings, self.dialect)
+        stream, sender = self.stream, self._sender
+        if stream is not None and sender is not None and (
+                settings.stream_options() != self.settings.stream_options()
+                or settings.vad(self.state.config.vad) != self.vad):
+            await stream.close()
+            await sender        # the old stream's last transcripts go out first
+            self._offset += stream.session.duration
+            self.stream = self._sender = None
         self.settings = settings
         await self.send([self.session_message(command.reply)])
 
@@ -183,8 +188,11 @@ class RealtimeSession:
             config = replace(self.state.config, vad=self.vad)
             self.stream = LiveStream(self.scheduler, options, config)
             width = ENCODINGS[options.encoding]
-            self.items = TranscriptionItems(self.dialect, self.settings.turn_detection is None,
-                                            options.sample_rate, width)
+            manual = self.settings.turn_detection is None
+            if self.items is None:
+                self.items = TranscriptionItems(self.dialect, manual, options.sample_rate, width)
+            else:
+                self.items.next_stream(manual, options.sample_rate, width, self._offset)
             self._sender = asyncio.create_task(self._send_events(self.stream, self.items))
         return self.stream, self.items
 

@@ -361,7 +361,8 @@ class TranscriptionItems:
     Manual mode (`turn_detection` null): the audio between two commits is one item, however
     many pauses it holds; `commit()` answers at once with `committed`, and the finals of
     that stretch are joined into its `completed`. Times are milliseconds of audio since the
-    session began, from sample counts. A delta appends to the item's text in OpenAI's
+    session began, from sample counts (a session whose settings changed mid-way runs on a
+    new stream: `next_stream`). A delta appends to the item's text in OpenAI's
     dialect (only words the session has confirmed are sent) and replaces it in Together's.
     """
 
@@ -378,6 +379,21 @@ class TranscriptionItems:
         self._previous: str | None = None
         self._uncommitted_bytes = 0
         self._failed: str | None = None
+        self._offset = 0.0                           # session audio before the current stream
+
+    def next_stream(self, manual: bool, sample_rate: int, bytes_per_sample: int,
+                    offset_s: float) -> None:
+        """New settings, on a new stream whose time 0 is `offset_s` of session audio. Call
+        once the previous stream has delivered all its events; a manual buffer carries over."""
+        self.manual = manual
+        self._rate = sample_rate
+        self._width = bytes_per_sample
+        self._offset = offset_s
+        self._items.clear()
+        self._cleared.clear()
+
+    def _ms(self, seconds: float) -> int:
+        return round((self._offset + seconds) * 1000)
 
     # -- what the client did ------------------------------------------------------------------
 
@@ -436,7 +452,7 @@ class TranscriptionItems:
                 return []
             item = self._items[event.utterance] = _Item(new_id("item"))
             return [{"type": "input_audio_buffer.speech_started", "event_id": new_id("event"),
-                     "audio_start_ms": round(event.timestamp * 1000), "item_id": item.id}]
+                     "audio_start_ms": self._ms(event.timestamp), "item_id": item.id}]
         if isinstance(event, SpeechEnded):
             return self._speech_ended(event)
         if isinstance(event, Transcription):
@@ -448,7 +464,7 @@ class TranscriptionItems:
         if item is None:
             return []
         stopped = {"type": "input_audio_buffer.speech_stopped", "event_id": new_id("event"),
-                   "audio_end_ms": round(event.timestamp * 1000), "item_id": item.id}
+                   "audio_end_ms": self._ms(event.timestamp), "item_id": item.id}
         if not event.kept:   # too little speech (a click, a cough): no item after all
             del self._items[event.utterance]
             return [stopped]
@@ -544,7 +560,7 @@ class TranscriptionItems:
             "transcript": text, "usage": {"type": "duration", "seconds": round(item.seconds, 3)}}
         if event is not None:
             # Ours, beside the dialect's fields: where the speech lies, and its language.
-            completed.update(start_ms=round(event.start * 1000),
-                             end_ms=round((event.start + event.duration) * 1000),
+            completed.update(start_ms=self._ms(event.start),
+                             end_ms=self._ms(event.start + event.duration),
                              language=event.language)
         return out + [completed]

@@ -180,8 +180,10 @@ async def test_beta_client_and_transcription_session_update(server):
     beta models, except `client_secret`, which OpenAI leaves out over the WebSocket although
     the SDK's type requires it."""
     from openai.types.beta.realtime import RealtimeServerEvent as BetaServerEvent
-    from openai.types.beta.realtime.transcription_session import (InputAudioTranscription,
-                                                                  TurnDetection)
+    from openai.types.beta.realtime.transcription_session import (
+        InputAudioTranscription,
+        TurnDetection,
+    )
 
     beta_models: dict[str, type[BaseModel]] = {
         typing.get_args(model.model_fields["type"].annotation)[0]: model

@@ -25,21 +25,19 @@ from .deepgram import DeepgramEncoder, _boolean, _integer, bias_prompt
 # Moot for Whisper, or only bookkeeping: accepted so existing clients run unchanged.
 ACCEPTED_BOOLEAN = ("punctuate", "smart_format", "numerals", "profanity_filter", "filler_words",
                     "dictation", "measurements", "mip_opt_out")
-ACCEPTED_FREE = ("version", "tier", "language_hint")
+ACCEPTED_FREE = ("version", "tier", "token")
 # Asked-for features we do not have: refused when true / present.
-REFUSED_BOOLEAN = ("diarize", "topics", "intents", "sentiment", "detect_entities",
-                   "detect_topics")
-REFUSED_FREE = ("diarize_model", "summarize", "custom_topic", "custom_topic_mode",
-                "custom_intent", "custom_intent_mode", "search", "replace", "redact",
+REFUSED_BOOLEAN = ("diarize", "topics", "intents", "sentiment", "detect_entities")
+REFUSED_FREE = ("diarize_model", "summarize", "custom_topic_mode", "custom_intent_mode",
                 "callback", "callback_method")
+# Deepgram takes these more than once (`keyterm=a&keyterm=b`); every other parameter once.
 REPEATABLE = ("keyterm", "keywords", "tag", "extra", "detect_language", "language_hint",
               "search", "replace", "redact", "custom_topic", "custom_intent")
-SINGLE = ("model", "language", "encoding", "sample_rate", "channels", "multichannel",
-          "utterances", "utt_split", "paragraphs", "token", *ACCEPTED_BOOLEAN, "version",
-          "tier",
-          *REFUSED_BOOLEAN, "diarize_model", "summarize", "custom_topic_mode",
-          "custom_intent_mode", "callback", "callback_method")
-KNOWN = frozenset(REPEATABLE + SINGLE)
+REFUSED_REPEATABLE = ("search", "replace", "redact", "custom_topic", "custom_intent")
+IMPLEMENTED = ("model", "language", "encoding", "sample_rate", "channels", "multichannel",
+               "utterances", "utt_split", "paragraphs")
+KNOWN = frozenset(REPEATABLE + IMPLEMENTED + ACCEPTED_BOOLEAN + ACCEPTED_FREE
+                  + REFUSED_BOOLEAN + REFUSED_FREE)
 
 
 # A pause this long starts a new paragraph; these end a sentence.
@@ -128,7 +126,7 @@ def parse_query(items: Iterable[tuple[str, str]]) -> PrerecordedOptions:
     for name in (*ACCEPTED_BOOLEAN, *REFUSED_BOOLEAN):
         if _boolean(single, name, False) and name in REFUSED_BOOLEAN:
             raise InvalidParameter(f"{name} is not supported by this server", param=name)
-    for name in REFUSED_FREE:
+    for name in REFUSED_FREE + REFUSED_REPEATABLE:
         if name in grouped:
             raise InvalidParameter(f"{name} is not supported by this server", param=name)
     detect, languages = _detection(grouped.get("detect_language", ["false"]))

@@ -202,7 +202,7 @@ def keyed_server(start_server):
 
 @pytest.mark.parametrize("query, headers, status, code", [
     ("model=openai/whisper-large-v3&input_audio_format=pcm_s16le_16000", {}, 401,
-     "invalid_api_key"),
+     "missing_api_key"),
     ("model=openai/whisper-large-v3&input_audio_format=pcm_s16le_16000",
      {"Authorization": "Bearer wrong"}, 401, "invalid_api_key"),
     ("model=no-such-model&input_audio_format=pcm_s16le_16000",

@@ -22,7 +22,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..audio import ENCODINGS
 from ..config import VadConfig
-from ..errors import InvalidParameter, ModelNotFound, ProtocolError, StreamscribeError
+from ..errors import (
+    AuthError,
+    InvalidParameter,
+    ModelNotFound,
+    ProtocolError,
+    StreamscribeError,
+)
 from ..model.scheduler import TranscriptionScheduler
 from ..protocols import openai_realtime, together
 from ..protocols.realtime import (
@@ -209,8 +215,13 @@ async def realtime(websocket: WebSocket) -> None:
     params = websocket.query_params
     dialect: Dialect = "together" if together.is_together(params) else "openai"
     try:
-        subprotocol = check_auth(state.config.api_keys, websocket.headers, params,
-                                 websocket.scope.get("subprotocols", []))
+        try:
+            subprotocol = check_auth(state.config.api_keys, websocket.headers, params,
+                                     websocket.scope.get("subprotocols", []))
+        except AuthError as exc:
+            if dialect == "together" and "authorization" not in websocket.headers:
+                raise AuthError(exc.message, code="missing_api_key") from None  # Together's name
+            raise
         settings = together.parse_query(params) if dialect == "together" \
             else openai_realtime.parse_query(params)
         scheduler = await _scheduler(state, settings, dialect)

@@ -84,6 +84,18 @@ def prepare(revision: str, root: Path | None = None) -> Checkout:
     return Checkout(revision, target, sha)
 
 
+def describe_tree(tree: Path) -> dict[str, object]:
+    """The commit a working tree is at, and whether it has uncommitted changes (None when
+    it is not a git checkout): what "candidate" means in a comparison."""
+    head = subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True,
+                          text=True)
+    status = subprocess.run(["git", "-C", str(tree), "status", "--porcelain",
+                             "--untracked-files=no"], capture_output=True, text=True)
+    ok = head.returncode == 0 and status.returncode == 0
+    return {"path": str(tree), "sha": head.stdout.strip() if ok else None,
+            "uncommitted_changes": bool(status.stdout.strip()) if ok else None}
+
+
 def _project(tree: Path) -> dict[str, Any]:
     project: dict[str, Any] = tomllib.loads((tree / "pyproject.toml").read_text()).get(
         "project", {})

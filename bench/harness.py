@@ -264,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     server_info = processes.http_json(f"{context.target.http_url}/healthz")
     print("server:", json.dumps(server_info))
     baseline_record = None
+    candidate = baseline.describe_tree(REPO)
     if context.baseline:
         baseline_record = {**context.baseline_checkout.describe(),
                            "url": context.baseline.http_url,
@@ -291,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                       "server": {"url": context.target.http_url,
                                  "started_by_harness": not args.url,
                                  "healthz_at_start": server_info},
+                      "candidate": candidate if context.baseline else None,
                       "baseline": baseline_record if suite in COMPARED_SUITES else None,
                       "machine_load_end": list(os.getloadavg()), "result": data}
             context.results[suite] = record

@@ -88,8 +88,16 @@ def provenance(record: dict) -> str:
                  "environment's packages; "
                  + ("dependencies declared by that revision and not met here: "
                     + "; ".join(notes) if notes else "its declared dependencies are all met")
-                 + ". Ratio = candidate (this tree) / baseline.*")
+                 + ". Ratio = candidate (this tree" + _candidate(record.get("candidate"))
+                 + ") / baseline.*")
     return text
+
+
+def _candidate(tree: dict | None) -> str:
+    if not tree or not tree.get("sha"):
+        return ""
+    dirty = " with uncommitted changes" if tree.get("uncommitted_changes") else ""
+    return f", at `{tree['sha'][:10]}`{dirty}"
 
 
 def comparison_table(rows: list[dict]) -> str:

@@ -134,6 +134,8 @@ def test_a_git_revision_is_exported_once_and_starts_by_its_own_entry_point(tmp_p
     assert "from streaming.cli import main" in command[-1]
     in_place = baseline.prepare(str(REPO))
     assert in_place.path == REPO.resolve() and in_place.sha is None
+    assert len(baseline.describe_tree(REPO)["sha"]) == 40
+    assert baseline.describe_tree(tmp_path)["sha"] is None
 
 
 def test_a_bad_baseline_is_refused(tmp_path):
@@ -206,6 +208,7 @@ def test_quick_baseline_and_soak_produce_numbers(server, tmp_path):
     assert code == 0 and not failed, failed
     latency = records["latency"]
     assert latency["baseline"]["path"] == str(REPO.resolve())
+    assert latency["candidate"]["path"] == str(REPO)
     for side in (latency["result"], latency["result"]["baseline"]):
         assert side["final_latency_s"]["n"] > 0
         assert side["server"]["cpu_per_audio_s"] > 0 and side["server"]["audio_seconds"] > 0

@@ -43,7 +43,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
 from streaming.eval.corpus import Item
 
@@ -93,15 +94,19 @@ async def _receive(ws: ClientConnection, run: streams.StreamRun, pause_s: float)
             await asyncio.sleep(pause_s)
 
 
-def _slow_socket(ws_url: str) -> socket.socket:
+async def _slow_socket(ws_url: str) -> socket.socket:
     """A connected socket with a small receive buffer (set before connecting, so the
     window the server sees is small from the start)."""
     parts = urllib.parse.urlsplit(ws_url)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
-    sock.settimeout(10)
-    sock.connect((parts.hostname, parts.port))
-    sock.setblocking(False)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
+        sock.setblocking(False)
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(
+            sock, (parts.hostname, parts.port)), 10)
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 
@@ -109,10 +114,6 @@ async def soak_stream(ws_url: str, stream: streams.Stream, fault: str, cut: floa
                       endpointing_ms: int) -> Outcome:
     """Send `stream` (all of it, or the first `cut` share for the faults that break off),
     end it as `fault` says, and report what came back."""
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import InvalidStatus
-
-
     completing = fault in COMPLETING
     sent = stream if completing else replace(stream, pcm=stream.pcm[:int(len(stream.pcm) * cut)])
     run = streams.StreamRun(stream=sent)
@@ -122,7 +123,7 @@ async def soak_stream(ws_url: str, stream: streams.Stream, fault: str, cut: floa
     slow = fault == "slow_reader"
     broken = False   # set once the client breaks the connection on purpose
     try:
-        sock = _slow_socket(ws_url) if slow else None
+        sock = await _slow_socket(ws_url) if slow else None
         async with connect(url, max_size=None, open_timeout=30, ping_interval=None,
                            max_queue=1 if slow else 16, sock=sock) as ws:
             receiver = asyncio.create_task(_receive(ws, run, SLOW_READ_PAUSE_S if slow else 0))

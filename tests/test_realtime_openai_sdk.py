@@ -37,15 +37,19 @@ def validated(raw: bytes | str) -> BaseModel:
     return MODELS[data["type"]].model_validate(data)
 
 
+def to_24k(samples: np.ndarray) -> bytes:
+    resampler = Resampler(16_000, 24_000)
+    audio = np.concatenate([resampler.feed(samples), resampler.flush()])
+    return audio.astype("<i2").tobytes()
+
+
 def speech_24k(gap_s: float = 1.5) -> tuple[bytes, list[str]]:
     """The clips at 24 kHz with silences between them, and their reference texts."""
-    resampler = Resampler(16_000, 24_000)
     silence = np.zeros(int(gap_s * 16_000), np.int16)
     parts = [silence]
     for clip in CLIPS:
         parts += [corpus.item(clip).mono16k(), silence]
-    audio = np.concatenate([resampler.feed(np.concatenate(parts)), resampler.flush()])
-    return audio.astype("<i2").tobytes(), [corpus.item(c).text for c in CLIPS]
+    return to_24k(np.concatenate(parts)), [corpus.item(c).text for c in CLIPS]
 
 
 def client(server: Any) -> AsyncOpenAI:
@@ -213,3 +217,30 @@ async def test_beta_client_and_transcription_session_update(server):
     completed = [m for m in received if m["type"].endswith(".completed")]
     text = " ".join(m["transcript"] for m in completed)
     assert error_rate([" ".join(references)], text) < 0.15, text
+
+
+async def test_clear_drops_the_uncommitted_audio(server):
+    """Manual mode: the first clip is appended then cleared, the second committed; only the
+    second is transcribed, under the committed item's id."""
+    silence = np.zeros(8_000, np.int16)
+    first, second = (to_24k(np.concatenate([silence, corpus.item(c).mono16k(), silence]))
+                     for c in CLIPS)
+    events: list[BaseModel] = []
+    async with client(server).realtime.connect(
+            model="gpt-4o-transcribe", extra_query={"intent": "transcription"}) as connection:
+        await connection.session.update(session={
+            "type": "transcription",
+            "audio": {"input": {"turn_detection": None, "transcription": {"language": "en"}}}})
+        await send_audio(connection, first, speed=0)
+        await connection.input_audio_buffer.clear()
+        await send_audio(connection, second, speed=0)
+        await connection.input_audio_buffer.commit()
+        await receive_until(connection, lambda e: bool(of_type(
+            e, "conversation.item.input_audio_transcription.completed")), events)
+    assert of_type(events, "input_audio_buffer.cleared")
+    committed = of_type(events, "input_audio_buffer.committed")
+    completed = of_type(events, "conversation.item.input_audio_transcription.completed")
+    assert len(committed) == len(completed) == 1
+    assert completed[0].item_id == committed[0].item_id
+    reference = corpus.item(CLIPS[1]).text
+    assert error_rate([reference], completed[0].transcript) < 0.15, completed[0].transcript

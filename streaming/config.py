@@ -53,6 +53,9 @@ class StreamConfig:
     max_pending_finals: int = 32         # beyond this, audio intake waits (backpressure)
     send_queue: int = 256                # outgoing messages per connection
     idle_timeout_s: float = 30.0         # no audio nor KeepAlive for this long: close (Deepgram: 10 s)
+    # A final shorter than this gets up to this much of the speech before it as left context
+    # (tiny endpointing cuts sentences into pieces); only its own words are kept. 0: off.
+    left_context_s: float = 3.0
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from streaming.core.session import (
     UtteranceEnded,
 )
 from streaming.model.backends.fake import FakeTranscriber
-from streaming.model.transcriber import Transcript
+from streaming.model.transcriber import Segment, Transcript, Word
 
 from .synthetic import RATE, silence, voiced
 
@@ -288,3 +288,29 @@ def test_a_pinned_english_stream_asks_for_english_partials():
             languages.append(job.options.language)
             session.job_done(job.id, answered(job, "in being", "en", 0.99))
     assert languages[0] is None and languages[-1] == "en"
+
+
+def test_a_short_final_gets_the_speech_before_it_and_keeps_only_its_own_words():
+    """Tiny endpointing: the second burst's final job carries the first burst as context; the
+    model hears both, its word times a little off at the cut, and only the words after what
+    the first final said are emitted: none lost, none doubled."""
+    session = StreamSession(StreamOptions(interim_results=False, endpointing_ms=60))
+    outputs = feed(session, np.concatenate([silence(0.3), voiced(1.0), silence(0.2),
+                                            voiced(1.0, f0=180.0), silence(0.5)]))
+    first, second = live_finals(outputs)
+    assert first.context == 0.0 and 0.9 < second.context < 1.5
+    assert second.offset == first.offset       # the context starts where the first one did
+    session.job_done(first.id, FakeTranscriber("it was not").transcribe(first.audio,
+                                                                       first.options))
+    cut = second.context
+    # "so" is timed just before the cut: by time alone it would be lost.
+    spans = [("it", 0.1, 0.3), ("was", 0.3, 0.5), ("not", 0.5, cut - 0.3), ("so", cut - 0.3,
+             cut - 0.02), ("much", cut + 0.1, cut + 0.4), ("sorrow.", cut + 0.4, cut + 0.8)]
+    words = tuple(Word(w, start, end, 0.9) for w, start, end in spans)
+    heard = Transcript("it was not so much sorrow.", "en", 0.99, len(second.audio) / RATE,
+                       (Segment(0, 0, 0.0, cut + 0.8, " it was not so much sorrow.", (1,), 0.0,
+                                -0.2, 1.2, 0.01, words),))
+    session.job_done(second.id, heard)
+    out = finals(session.outputs())
+    assert [e.text for e in out] == ["it was not", "so much sorrow."]
+    assert out[1].words[0].start >= second.offset + cut

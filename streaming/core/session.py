@@ -12,6 +12,7 @@ Time is counted in samples; there is no clock here.
 from __future__ import annotations
 
 import itertools
+from difflib import SequenceMatcher
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -20,6 +21,7 @@ from ..audio import PcmDecoder, Resampler, to_float32
 from ..config import StreamConfig, VadConfig
 from ..model.transcriber import SAMPLE_RATE, TranscribeOptions, Transcript
 from .agreement import LocalAgreement, word_key
+from .history import AudioHistory
 from .events import (
     Event,
     SpeechEnded,
@@ -48,6 +50,9 @@ PARTIAL_SILENCE_MS = 60
 # then every job detects again. Pinned, English partials take the fast partial model.
 PIN_MIN_VOICED_MS = 1000
 PIN_MIN_PROBABILITY = 0.8
+# How far past the start of a final's own audio a word of the left context may be heard (the
+# words' times are that loose at the cut).
+CUT_SLACK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,8 @@ class Job:
     audio: np.ndarray          # float32, 16 kHz
     offset: float              # stream time of audio[0], seconds
     options: TranscribeOptions
-    voiced_ms: int = 0         # speech the segmenter heard in `audio`
+    voiced_ms: int = 0         # speech the segmenter heard in the utterance
+    context: float = 0.0       # seconds of earlier audio before the utterance in `audio`
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,7 @@ class _FinalSlot:
 class _Channel:
     segmenter: Segmenter
     resampler: Resampler
+    history: AudioHistory
     agreement: LocalAgreement = field(default_factory=LocalAgreement)
     partial_job: int | None = None
     partial_audio: int = 0
@@ -126,6 +133,8 @@ class _Channel:
     last_word_end: float | None = None
     last_final: int = -1                                   # utterance of the last final sent
     onsets: dict[int, float] = field(default_factory=dict)  # utterance -> speech onset (s)
+    spoken: list[tuple[int, int]] = field(default_factory=list)  # recent utterances' spans
+    said: list[tuple[int, list[str]]] = field(default_factory=list)  # recent finals' words
 
 
 class StreamSession:
@@ -143,14 +152,18 @@ class StreamSession:
                           speculative_ms=min(vad.speculative_ms, options.endpointing_ms))
         self._decoder = PcmDecoder(options.encoding, options.channels)
         count = options.channels if options.multichannel else 1
-        self._channels = [_Channel(Segmenter(vad), Resampler(options.sample_rate))
+        self._context = int(stream.left_context_s * SAMPLE_RATE)
+        # Enough for a short utterance, its endpointing silence and the context before it.
+        history = 2 * self._context + SAMPLE_RATE * (vad.endpointing_ms // 1000 + 2)
+        self._channels = [_Channel(Segmenter(vad), Resampler(options.sample_rate),
+                                   AudioHistory(history if self._context else 0))
                           for _ in range(count)]
         self._partial_interval = SAMPLE_RATE * stream.partial_interval_ms // 1000
         self._beam_size = beam_size
         self.language = options.language      # None until detected and pinned
         self._ids = itertools.count()
         self._inflight: dict[int, Job] = {}
-        self._results: dict[int, Transcript] = {}
+        self._results: dict[int, tuple[Transcript, float]] = {}   # job -> (result, context)
         self._outputs: list[Output] = []
         self._unsent: dict[int, StartJob] = {}    # StartJobs not yet handed out, by job id
         self._frames_in = 0
@@ -171,8 +184,7 @@ class StreamSession:
             per_channel = [frames[:, i] for i in range(frames.shape[1])]
         for index, samples in enumerate(per_channel):
             state = self._channels[index]
-            for event in state.segmenter.feed(state.resampler.feed(samples)):
-                self._on_segment(index, event)
+            self._segment(index, state.resampler.feed(samples))
             self._maybe_partial(index)
             self._maybe_utterance_end(index)
 
@@ -192,8 +204,7 @@ class StreamSession:
         utterance in progress gets a final. No input but `job_done`/`job_dropped` after this;
         `done` turns true once the last final has been output."""
         for index, state in enumerate(self._channels):
-            for event in state.segmenter.feed(state.resampler.flush()):
-                self._on_segment(index, event)
+            self._segment(index, state.resampler.flush())
             for event in state.segmenter.flush("close"):
                 self._on_segment(index, event)
             self._emit_ready(index)
@@ -216,11 +227,11 @@ class StreamSession:
         if error is not None or transcript is None:
             self._outputs.append(StreamWarning(
                 "transcription_failed",
-                f"channel {job.channel}: audio {job.offset:.2f}s–"
+                f"channel {job.channel}: audio {job.offset + job.context:.2f}s–"
                 f"{job.offset + len(job.audio) / SAMPLE_RATE:.2f}s could not be transcribed: "
                 f"{error}"))
             transcript = Transcript("", self.language or "", 0.0, 0.0, ())
-        self._results[job_id] = transcript
+        self._results[job_id] = (transcript, job.context)
         self._emit_ready(job.channel)
 
     def job_dropped(self, job_id: int) -> None:
@@ -262,6 +273,17 @@ class StreamSession:
 
     # -- segmentation ---------------------------------------------------------------------
 
+    def _segment(self, index: int, samples: np.ndarray) -> None:
+        state = self._channels[index]
+        # A second at a time, so that the history still holds the context of an utterance
+        # when it ends, however much audio one call brings.
+        for at in range(0, len(samples), SAMPLE_RATE):
+            piece = samples[at:at + SAMPLE_RATE]
+            if self._context:
+                state.history.append(piece)
+            for event in state.segmenter.feed(piece):
+                self._on_segment(index, event)
+
     def _on_segment(self, index: int, event: SegmentEvent) -> None:
         state = self._channels[index]
         if isinstance(event, Started):
@@ -286,6 +308,7 @@ class StreamSession:
                 job_id = self._new_job(index, utterance, "final")
             self._cancel_partial(state)
             state.finals.append(_FinalSlot(utterance, job_id, event.reason))
+            state.spoken = [*state.spoken[-8:], (utterance.start, utterance.end)]
             self._outputs.append(UtteranceEnded(index, utterance.index))
             if self.options.speech_ended_events:
                 self._outputs.append(SpeechEnded(index, utterance.end / SAMPLE_RATE,
@@ -321,13 +344,31 @@ class StreamSession:
         options = TranscribeOptions(language=self.language, beam_size=self._beam_size,
                                     word_timestamps=(kind == "final"), temperature=0.0,
                                     prompt=self.options.prompt)
-        job = Job(next(self._ids), index, utterance.index, kind, to_float32(utterance.audio),
-                  utterance.start / SAMPLE_RATE, options, utterance.voiced_ms)
+        context = self._left_context(self._channels[index], utterance) if kind == "final" \
+            else np.zeros(0, np.int16)
+        job = Job(next(self._ids), index, utterance.index, kind,
+                  to_float32(np.concatenate([context, utterance.audio])),
+                  (utterance.start - len(context)) / SAMPLE_RATE, options, utterance.voiced_ms,
+                  len(context) / SAMPLE_RATE)
         self._inflight[job.id] = job
         start = StartJob(job)
         self._unsent[job.id] = start
         self._outputs.append(start)
         return job.id
+
+    def _left_context(self, state: _Channel, utterance: Utterance) -> np.ndarray:
+        """The audio before a short utterance, when speech went on there: a few words cut off
+        from their sentence read badly alone (tiny endpointing cuts at every breath), and
+        the model reads them better after the speech that led up to them."""
+        if len(utterance.audio) >= self._context:
+            return np.zeros(0, np.int16)
+        # From the start of the earliest utterance in reach: a context that begins inside a
+        # word gets that word misheard and misplaced, right where the cut is decided.
+        starts = [start for start, end in state.spoken
+                  if start >= utterance.start - self._context and end <= utterance.start]
+        if not starts:
+            return np.zeros(0, np.int16)
+        return state.history.between(min(starts), utterance.start)
 
     # -- partials -------------------------------------------------------------------------
 
@@ -375,27 +416,35 @@ class StreamSession:
             slot = state.finals[0]
             if slot.job_id is not None and slot.job_id not in self._results:
                 return
-            transcript = self._results.pop(slot.job_id) if slot.job_id is not None else None
+            result = self._results.pop(slot.job_id) if slot.job_id is not None else None
             state.finals.pop(0)
-            event = self._final_event(index, slot, transcript)
+            event = self._final_event(index, slot, result)
             if event.words:
                 state.last_word_end = event.words[-1].end
             if slot.utterance is not None:
                 state.last_final = slot.utterance.index
+                state.said = [*state.said[-8:], (slot.utterance.start,
+                                                 [w.word for w in event.words])]
                 for old in [k for k in state.onsets if k <= state.last_final]:
                     del state.onsets[old]
             self._outputs.append(event)
         self._maybe_utterance_end(index)
 
     def _final_event(self, index: int, slot: _FinalSlot,
-                     transcript: Transcript | None) -> Transcription:
+                     result: tuple[Transcript, float] | None) -> Transcription:
         flush = slot.reason == "flush"
         speech_final = self._speech_final and slot.reason == "endpoint"
-        if slot.utterance is None or transcript is None:
+        if slot.utterance is None or result is None:
             at = self._channels[index].segmenter.position / SAMPLE_RATE
             return Transcription(index, at, 0.0, "", (), True, speech_final, flush,
                                  language=self.language)
         utterance = slot.utterance
+        transcript, context = result
+        if context:
+            since = utterance.start - round(context * SAMPLE_RATE)
+            said = [w for start, words in self._channels[index].said if start >= since
+                    for w in words]
+            transcript = _own_words(transcript, context, said)
         start = utterance.start / SAMPLE_RATE
         duration = len(utterance.audio) / SAMPLE_RATE
         verdict = assess(transcript, utterance.voiced_ms)
@@ -446,6 +495,43 @@ def _word_timings(transcript: Transcript, start: float, end: float) -> list[Word
         out.append(WordTiming(word_key(word.word), word.word, round(w_start, 3),
                               round(w_end, 3), round(word.probability, 4)))
     return out
+
+
+def _own_words(transcript: Transcript, context: float, said: list[str]) -> Transcript:
+    """The words of `transcript` that belong to the utterance after its `context` seconds of
+    earlier audio, with times from the utterance's start.
+
+    `said` is what the finals of that earlier audio said. Word times are too loose to cut by
+    alone (a word misplaced by 0.1 s at the cut is lost or doubled), so the earlier finals'
+    words are aligned with the start of this transcript: the cut follows the last word both
+    agree on, and then up to as many words as the earlier finals said after it that lie
+    before the cut in time. Without an agreement a word belongs to the side of the cut its
+    middle is on."""
+    heard = [w for s in transcript.segments for w in s.words]
+    near = [w for w in heard if w.start + w.end < 2 * (context + CUT_SLACK_S)]
+    cut = sum(1 for w in heard if w.start + w.end < 2 * context)
+    if said and near:
+        matcher = SequenceMatcher(None, [word_key(w) for w in said],
+                                  [word_key(w.word) for w in near], autojunk=False)
+        blocks = [b for b in matcher.get_matching_blocks() if b.size]
+        if blocks:
+            last = blocks[-1]
+            cut, unmatched = last.b + last.size, len(said) - last.a - last.size
+            # Words said after the last agreed one, misheard here or there: as many as fall
+            # before the cut in time.
+            while unmatched and cut < len(near) and near[cut].start + near[cut].end < 2 * context:
+                cut, unmatched = cut + 1, unmatched - 1
+    segments = []
+    first = 0                                   # index of the segment's first word in `heard`
+    for segment in transcript.shifted(-context).segments:
+        words = segment.words[max(cut - first, 0):]
+        first += len(segment.words)
+        if words:
+            segments.append(replace(segment, start=max(segment.start, 0.0), words=words,
+                                    text=" " + " ".join(w.word for w in words)))
+    text = " ".join(w.word for s in segments for w in s.words)
+    return replace(transcript, text=text, segments=tuple(segments),
+                   duration=max(transcript.duration - context, 0.0))
 
 
 def _spread_words(text: str, offset: float, duration: float) -> list[WordTiming]:

@@ -77,18 +77,25 @@ async def connect(url: str, options: StreamOptions | None = None, *, token: str 
     options = options or StreamOptions()
     target = listen_url(url, options)
     all_headers = {**auth_headers(token, auth_scheme), **(headers or {})}
+    ws = await open_websocket(target, all_headers, open_timeout, close_timeout)
+    return Connection(ws, options, url=target, close_timeout=close_timeout,
+                      keepalive_interval=keepalive_interval)
+
+
+async def open_websocket(target: str, headers: Mapping[str, str], open_timeout: float,
+                         close_timeout: float) -> ClientConnection:
+    """The WebSocket handshake; raises ConnectionRejected (the server answered with an HTTP
+    status: `.status`, `.message`) or CannotConnect."""
     try:
-        ws = await websockets.connect(target, additional_headers=all_headers,
-                                      open_timeout=open_timeout, max_size=16 << 20,
-                                      close_timeout=close_timeout, proxy=None)
+        return await websockets.connect(target, additional_headers=dict(headers),
+                                        open_timeout=open_timeout, max_size=16 << 20,
+                                        close_timeout=close_timeout, proxy=None)
     except InvalidStatus as exc:
         body = exc.response.body or b""
         raise ConnectionRejected(exc.response.status_code,
                                  body.decode("utf-8", "replace")) from exc
     except (OSError, TimeoutError, EOFError, InvalidHandshake) as exc:
         raise CannotConnect(f"cannot connect to {target.split('?')[0]}: {exc}") from exc
-    return Connection(ws, options, url=target, close_timeout=close_timeout,
-                      keepalive_interval=keepalive_interval)
 
 
 class EventSource(Generic[E]):

@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any, AsyncIterator, TextIO
 
 from .captions import CaptionPrinter
-from .events import AudioLost, Event
+from .events import AudioLost
 from .options import StreamOptions
 from .resilient import Backoff, ResilientStream
 

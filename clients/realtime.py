@@ -26,14 +26,13 @@ from typing import Any, Literal, Self
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import numpy as np
-import websockets
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
 from streaming.audio import Resampler
 
-from .connection import _END, EventSource, _End
-from .errors import CannotConnect, ConnectionLost, ConnectionRejected, StreamClosed
+from .connection import _END, EventSource, _End, open_websocket
+from .errors import ConnectionLost, StreamClosed
 from .events import Event, Metadata, ServerError, SpeechStarted, Transcript
 from .options import StreamOptions
 
@@ -258,15 +257,7 @@ async def connect_realtime(url: str, options: StreamOptions | None = None, *,
     headers = {"OpenAI-Beta": "realtime=v1"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    try:
-        ws = await websockets.connect(target, additional_headers=headers, proxy=None,
-                                      open_timeout=open_timeout, max_size=16 << 20)
-    except InvalidStatus as exc:
-        body = exc.response.body or b""
-        raise ConnectionRejected(exc.response.status_code,
-                                 body.decode("utf-8", "replace")) from exc
-    except (OSError, TimeoutError, EOFError, InvalidHandshake) as exc:
-        raise CannotConnect(f"cannot connect to {target.split('?')[0]}: {exc}") from exc
+    ws = await open_websocket(target, headers, open_timeout, close_timeout)
     conn = RealtimeConnection(ws, options, protocol, url=target, close_timeout=close_timeout)
     update = session_update(protocol, options)
     if update is not None:

@@ -241,6 +241,29 @@ def test_a_speculative_final_withdrawn_within_one_input_is_never_handed_out(burs
     assert [e.text for e in finals(session.outputs())] == ["one two"]
 
 
+def test_a_speculative_final_that_finishes_before_the_endpoint_is_output_at_the_endpoint(speech):
+    """A fast model answers the speculative final while the silence is still too short to
+    end the utterance; the final must follow as soon as the endpoint confirms it, not wait
+    for some later result."""
+    fake = FakeTranscriber("one two")
+    session = StreamSession(StreamOptions(interim_results=False))
+    pcm = np.concatenate([silence(0.5), speech[0], silence(1.5), speech[1]])
+    data = pcm.astype("<i2").tobytes()
+    finals_out = []
+    for i in range(0, len(data), 3200):
+        session.feed(data[i:i + 3200])
+        for output in session.outputs():
+            if isinstance(output, StartJob):  # answered at once, before any more audio
+                session.job_done(output.job.id, fake.transcribe(output.job.audio,
+                                                                output.job.options))
+            elif isinstance(output, Transcription) and output.is_final:
+                finals_out.append((output, i // 2 / RATE))
+    assert [e.text for e, _ in finals_out] == ["one two"]
+    final, at = finals_out[0]
+    # Output within a chunk of the endpoint (0.5 + 2.0 s of speech + 600 ms of silence).
+    assert at < 0.5 + 2.0 + 0.6 + 0.3
+
+
 def test_outputs_come_in_the_order_things_happened(speech):
     session = StreamSession(StreamOptions(interim_results=False, vad_events=True,
                                           speech_ended_events=True))

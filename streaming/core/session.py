@@ -313,6 +313,8 @@ class StreamSession:
             if self.options.speech_ended_events:
                 self._outputs.append(SpeechEnded(index, utterance.end / SAMPLE_RATE,
                                                 utterance.index))
+            # A speculative final may have finished before the endpoint confirmed it.
+            self._emit_ready(index)
         elif isinstance(event, Discarded):
             self._drop_speculative(state)
             self._cancel_partial(state)

@@ -14,15 +14,43 @@ WHISPER_LANGUAGES = frozenset(_LANGUAGE_CODES)
 AUTO = ("multi", "auto")
 
 
+# BCP 47 subtags accepted after the language: ISO 3166-1 regions (as in the tz database's
+# iso3166.tab), UN M.49 areas clients use (es-419), and the scripts Whisper's languages use.
+REGIONS = frozenset("""
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ
+    BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM
+    DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS
+    GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN
+    KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ
+    MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM
+    PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV
+    SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI
+    VN VU WF WS YE YT ZA ZM ZW
+""".split())
+AREAS = frozenset({"001", "150", "419"})
+SCRIPTS = frozenset({"latn", "cyrl", "arab", "hans", "hant", "deva", "beng", "guru", "gujr",
+                     "taml", "telu", "knda", "mlym", "sinh", "thai", "laoo", "khmr", "mymr",
+                     "tibt", "ethi", "geor", "armn", "hebr", "grek", "jpan", "kore", "mong"})
+
+
 def parse_language(value: str | None, param: str = "language") -> str | None:
-    """'en', 'en-US', 'EN' -> 'en'; 'multi'/'auto'/'' -> None (detect)."""
+    """'en', 'en-US', 'zh-Hant-TW', 'EN' -> the Whisper code; 'multi'/'auto'/'' -> None
+    (detect). Raises InvalidParameter for a language Whisper lacks or an unknown script or
+    region ('en-ZZ')."""
     if value is None or value.strip().lower() in (*AUTO, ""):
         return None
-    code = value.strip().lower().replace("_", "-").split("-")[0]
+    code, *subtags = value.strip().lower().replace("_", "-").split("-")
     if code not in WHISPER_LANGUAGES:
         raise InvalidParameter(
             f"{param}={value!r} is not a language the model knows (ISO 639-1 code, or 'multi')",
             param=param)
+    if subtags and subtags[0] in SCRIPTS:
+        subtags = subtags[1:]
+    if len(subtags) > 1 or (subtags and subtags[0].upper() not in REGIONS
+                            and subtags[0] not in AREAS):
+        raise InvalidParameter(
+            f"{param}={value!r}: {'-'.join(subtags)!r} is not a region (ISO 3166-1, e.g. "
+            "en-US) or script (e.g. zh-Hant) code", param=param)
     return code
 
 NAMES: dict[str, str] = {

@@ -9,13 +9,15 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..config import ServerConfig
 from ..errors import StreamscribeError
 from ..model.engine import Engine
 from . import fallback, listen, prerecorded, realtime, transcriptions, twilio, web
+from .auth import authorize
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .middleware import RequestTracking
 from .state import AppState, state_of
 
@@ -42,9 +44,17 @@ async def readyz(request: Request) -> JSONResponse:
                         status_code=200 if lifecycle.ready else 503)
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics; needs an API key when keys are configured (they show the models
+    and the load), unlike the probes."""
+    authorize(request)
+    return Response(state_of(request).metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+
 async def error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Registered for StreamscribeError: its OpenAI body and status."""
     error = exc if isinstance(exc, StreamscribeError) else StreamscribeError(str(exc))
+    state_of(request).metrics.error(error.code)
     return JSONResponse(error.to_openai(), status_code=error.status)
 
 
@@ -65,13 +75,15 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> Starlette:
             if owns_engine:
                 await engine.close()
 
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *listen.routes(),
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz),
+              Route("/metrics", metrics), *listen.routes(),
               *web.routes(), *transcriptions.routes(), *twilio.routes(), *realtime.routes(),
               *prerecorded.routes()]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={StreamscribeError: error_handler,
                                         **fallback.exception_handlers()},
-                    middleware=[Middleware(RequestTracking, lifecycle=state.lifecycle)])
+                    middleware=[Middleware(RequestTracking, lifecycle=state.lifecycle,
+                                           metrics=state.metrics)])
     app.router.default = fallback.not_found
     app.state.streamscribe = state
     return app

@@ -20,14 +20,15 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from starlette.types import Message
 
-from ..config import StreamConfig
+from ..audio import ENCODINGS
 from ..core.events import StreamWarning
 from ..core.session import StreamOptions
 from ..errors import ProtocolError, StreamscribeError
 from ..model.scheduler import TranscriptionScheduler
 from ..protocols import deepgram
 from .auth import authorize
-from .lifecycle import SHUTDOWN_CODE, SHUTDOWN_REASON, Lifecycle
+from .lifecycle import SHUTDOWN_CODE, SHUTDOWN_REASON
+from .metrics import Metrics
 from .live_stream import LiveStream
 from .prerecorded import resolve_model
 from .state import AppState, state_of
@@ -40,6 +41,7 @@ async def reject(websocket: WebSocket, error: StreamscribeError, status: int | N
     body = {"err_code": error.code, "err_msg": error.message, **error.to_openai()}
     if error.param:
         body["param"] = error.param
+    state_of(websocket).metrics.error(error.code)
     response = JSONResponse(body, status_code=status or error.status)
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(response)
@@ -76,7 +78,7 @@ async def listen(websocket: WebSocket) -> None:
     state = state_of(websocket)
     try:
         subprotocol = authorize(websocket)
-        options = deepgram.parse_query(websocket.query_params)
+        options = deepgram.parse_query(websocket.query_params.multi_items())
     except StreamscribeError as exc:
         await reject(websocket, exc)
         return
@@ -88,19 +90,19 @@ async def listen(websocket: WebSocket) -> None:
     encoder = deepgram.DeepgramEncoder(model_name, stream.session.channel_count,
                                        requested_model=options.model)
     with state.lifecycle.stream("deepgram"):
-        await _converse(websocket, stream, encoder, state.config.stream, state.lifecycle)
+        await _converse(websocket, stream, encoder, state)
 
 
 async def _converse(websocket: WebSocket, stream: LiveStream, encoder: deepgram.DeepgramEncoder,
-                    config: StreamConfig, lifecycle: Lifecycle) -> None:
+                    state: AppState) -> None:
     """Read and send until the last final is out, then Metadata and the close frame.
 
     Ends early when the client disconnects. When the server drains, the stream is closed
     as if the client had sent CloseStream, and the close code is 1001."""
-    reader = _Reader(websocket, stream, config)
+    reader = _Reader(websocket, stream, state)
     receiving = asyncio.create_task(reader.run())
-    sending = asyncio.create_task(_send(websocket, stream, encoder))
-    stopping = asyncio.create_task(lifecycle.stopping.wait())
+    sending = asyncio.create_task(_send(websocket, stream, encoder, state.metrics))
+    stopping = asyncio.create_task(state.lifecycle.stopping.wait())
     code, reason = 1000, ""
     try:
         pending: set[asyncio.Task[Any]] = {receiving, sending, stopping}
@@ -123,6 +125,7 @@ async def _converse(websocket: WebSocket, stream: LiveStream, encoder: deepgram.
         pass
     finally:
         stream.abort()
+        state.metrics.stream_ended("deepgram", stream)
         for task in (receiving, sending, stopping):
             task.cancel()
         await asyncio.gather(receiving, sending, stopping, return_exceptions=True)
@@ -135,10 +138,13 @@ class _Reader:
     the last finals are made, so the connection stays healthy: KeepAlive is taken, WebSocket
     pings are answered, and audio gets an Error instead of being silently dropped."""
 
-    def __init__(self, websocket: WebSocket, stream: LiveStream, config: StreamConfig) -> None:
+    def __init__(self, websocket: WebSocket, stream: LiveStream, state: AppState) -> None:
         self.websocket = websocket
         self.stream = stream
-        self.config = config
+        self.config = state.config.stream
+        self.metrics = state.metrics
+        options = stream.options
+        self.bytes_per_second = options.sample_rate * options.channels * ENCODINGS[options.encoding]
         self.digest = hashlib.sha256()
         self.closing = False
         self._late_frames = 0
@@ -188,6 +194,7 @@ class _Reader:
                     "smaller frames)"))
             else:
                 self.digest.update(data)
+                self.metrics.audio("deepgram", len(data) / self.bytes_per_second)
                 await self.stream.feed(data)
             return
         try:
@@ -201,12 +208,13 @@ class _Reader:
             await self._close()
 
 
-async def _send(websocket: WebSocket, stream: LiveStream,
-                encoder: deepgram.DeepgramEncoder) -> bool:
+async def _send(websocket: WebSocket, stream: LiveStream, encoder: deepgram.DeepgramEncoder,
+                metrics: Metrics) -> bool:
     """Send every event; True when the stream ended normally (so Metadata may follow)."""
     try:
         async for event in stream.events():
             await websocket.send_text(json.dumps(encoder.encode(event)))
+            metrics.sent("deepgram", event)
     except (WebSocketDisconnect, RuntimeError, OSError):
         stream.abort()
         return False

@@ -1,9 +1,11 @@
-"""ASGI middleware around the whole app: HTTP requests in flight, for the drain.
+"""ASGI middleware around the whole app: HTTP requests in flight (for the drain), and the
+status of each batch request (for the metrics).
 
 A client that hangs up before its request body has been read (`ClientDisconnect`) is
-ordinary behaviour: one log line, no traceback. Probes (`/healthz`, `/readyz`, `/metrics`) are not counted: they are answered while
-draining and must not hold it up. While the server drains, a new request for work on a
-connection that was already open is refused with 503 `server_shutting_down`.
+ordinary behaviour: one log line, no traceback. Probes (`/healthz`, `/readyz`, `/metrics`)
+are not counted: they are answered while draining and must not hold it up. While the
+server drains, a new request for work on a connection that was already open is refused
+with 503 `server_shutting_down`.
 """
 
 from __future__ import annotations
@@ -12,20 +14,23 @@ import logging
 
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import Overloaded
 from .lifecycle import Lifecycle
+from .metrics import Metrics
 
 log = logging.getLogger("streamscribe.http")
 
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+BATCH = frozenset({"/v1/audio/transcriptions", "/v1/audio/translations", "/v1/listen"})
 
 
 class RequestTracking:
-    def __init__(self, app: ASGIApp, lifecycle: Lifecycle) -> None:
+    def __init__(self, app: ASGIApp, lifecycle: Lifecycle, metrics: Metrics) -> None:
         self.app = app
         self.lifecycle = lifecycle
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
@@ -37,9 +42,24 @@ class RequestTracking:
             await JSONResponse(error.to_openai(), status_code=503,
                                headers={"Connection": "close"})(scope, receive, send)
             return
+        path = scope["path"]
+        status = 499                    # nginx's "client closed request", if nothing is sent
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         with self.lifecycle.request():
             try:
-                await self.app(scope, receive, send)
+                await self.app(scope, receive, send_and_note)
             except ClientDisconnect:
                 log.info("%s %s: the client hung up before its request was read",
-                         scope["method"], scope["path"])
+                         scope["method"], path)
+            except Exception:
+                status = 500
+                raise
+            finally:
+                if path in BATCH and scope["method"] == "POST":
+                    self.metrics.batch_request(path, status)

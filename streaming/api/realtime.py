@@ -21,6 +21,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..audio import ENCODINGS
+from ..audio import ENCODINGS
 from ..config import VadConfig
 from ..errors import (
     AuthError,
@@ -31,6 +32,7 @@ from ..errors import (
 )
 from ..model.scheduler import TranscriptionScheduler
 from ..protocols import openai_realtime, together
+from ..protocols.query import single_valued
 from ..protocols.realtime import (
     Append,
     Clear,
@@ -123,6 +125,7 @@ class RealtimeSession:
         finally:
             if self.stream is not None:
                 self.stream.abort()
+                self.state.metrics.stream_ended("realtime", self.stream)
             if self._sender is not None:
                 self._sender.cancel()
 
@@ -165,6 +168,9 @@ class RealtimeSession:
                                     f"{limit}; send smaller chunks", code="frame_too_large",
                                     param="audio")
             items.appended(len(command.audio))
+            options = stream.options
+            self.state.metrics.audio("realtime", len(command.audio) / (
+                options.sample_rate * options.channels * ENCODINGS[options.encoding]))
             await stream.feed(command.audio)
             return
         replies, finalize = items.commit() if isinstance(command, Commit) else items.clear()
@@ -206,6 +212,7 @@ class RealtimeSession:
         try:
             async for event in stream.events():
                 await self.send(items.encode(event))
+                self.state.metrics.sent("realtime", event)
         except (WebSocketDisconnect, RuntimeError, OSError):
             stream.abort()
 
@@ -222,8 +229,9 @@ async def realtime(websocket: WebSocket) -> None:
             if dialect == "together" and "authorization" not in websocket.headers:
                 raise AuthError(exc.message, code="missing_api_key") from None  # Together's name
             raise
-        settings = together.parse_query(params) if dialect == "together" \
-            else openai_realtime.parse_query(params)
+        query = single_valued(params.multi_items())
+        settings = together.parse_query(query) if dialect == "together" \
+            else openai_realtime.parse_query(query)
         scheduler = await _scheduler(state, settings, dialect)
     except StreamscribeError as exc:
         await reject(websocket, exc, status=400 if isinstance(exc, ModelNotFound) else None)

@@ -13,6 +13,7 @@ from starlette.requests import HTTPConnection
 from ..config import ServerConfig
 from ..model.engine import Engine
 from .lifecycle import Lifecycle
+from .metrics import Metrics
 
 
 @dataclass
@@ -20,6 +21,10 @@ class AppState:
     config: ServerConfig
     engine: Engine
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    metrics: Metrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self.lifecycle, self.engine)
 
 
 def state_of(connection: HTTPConnection) -> AppState:

@@ -29,6 +29,7 @@ from ..errors import InvalidParameter, StreamscribeError, TranscriptionError
 from ..languages import parse_language_set
 from ..model.scheduler import TranscriptionScheduler
 from ..model.transcriber import Task, TranscribeOptions
+from ..protocols.query import canonical_float
 from .auth import authorize
 from .disconnect import until_disconnected
 from .state import AppState, state_of
@@ -49,7 +50,10 @@ class BatchParams:
 
 
 def _one(form: FormData, name: str) -> str | None:
-    value = form.get(name)
+    values = form.getlist(name)
+    if len(values) > 1:
+        raise InvalidParameter(f"'{name}' given {len(values)} times; give it once", param=name)
+    value = values[0] if values else None
     if value is None:
         return None
     if not isinstance(value, str):
@@ -79,10 +83,7 @@ def parse_params(form: FormData, task: Task, beam_size: int = 1) -> BatchParams:
     temperature: float | tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     raw = _one(form, "temperature")
     if raw:
-        try:
-            temperature = float(raw)
-        except ValueError:
-            temperature = -1.0
+        temperature = canonical_float(raw, "temperature")
         if not 0.0 <= temperature <= 1.0:
             raise InvalidParameter("temperature must be a number from 0 to 1",
                                    param="temperature")

@@ -50,17 +50,42 @@ async def _limited(request: Request, config: BatchConfig) -> AsyncGenerator[byte
         yield chunk
 
 
+class _ClosingDelimiter:
+    """Notices the multipart closing delimiter (`--BOUNDARY--`) as the body streams past:
+    without it the body was cut short, and the parser alone would just return fewer fields."""
+
+    def __init__(self, content_type: str) -> None:
+        _, _, boundary = content_type.partition("boundary=")
+        self.marker = b"--" + boundary.split(";")[0].strip().strip('"').encode("latin-1") + b"--"
+        self.seen = False
+        self._tail = b""
+
+    async def watch(self, chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+        async for chunk in chunks:
+            if not self.seen:
+                window = self._tail + chunk       # the marker may straddle two chunks
+                self.seen = self.marker in window
+                self._tail = window[-(len(self.marker) - 1):]
+            yield chunk
+
+
 async def read_form(request: Request, config: BatchConfig) -> FormData:
     """The request's form fields and (spooled) files; raises FileTooLarge, UploadTimeout."""
     _check_declared(request, config)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        parser = MultiPartParser(request.headers, _limited(request, config), max_files=1,
-                                 max_fields=MAX_FIELDS)
+        end = _ClosingDelimiter(content_type)
+        parser = MultiPartParser(request.headers, end.watch(_limited(request, config)),
+                                 max_files=1, max_fields=MAX_FIELDS)
         try:
-            return await parser.parse()
+            form = await parser.parse()
         except MultiPartException as exc:
             raise InvalidRequest(f"malformed multipart body: {exc.message}", param="file") from exc
+        if not end.seen:
+            await form.close()
+            raise InvalidRequest("the multipart body ends before its closing boundary: the "
+                                 "upload was cut short", code="truncated_body", param="file")
+        return form
     if content_type.startswith("application/x-www-form-urlencoded"):
         # A URL-only request needs no multipart; the body is small by nature but still capped.
         body = b"".join([chunk async for chunk in _limited(request, config)])

@@ -74,6 +74,14 @@ def _too_long(seconds: float, limit: float) -> AudioTooLong:
                         f"({limit / 3600:g} h)", param="file")
 
 
+def _reason(exc: Exception) -> str:
+    """What went wrong in FFmpeg's words, without its errno and internal file name
+    (str(exc) reads "[Errno 1094995529] Invalid data found ...: '<none>'")."""
+    if isinstance(exc, av.error.FFmpegError) and exc.strerror:
+        return str(exc.strerror).rstrip(".").lower()
+    return "not a format this server reads"
+
+
 class AudioFile:
     """One opened audio container. Use as a context manager; not thread-safe.
 
@@ -91,7 +99,7 @@ class AudioFile:
         try:
             self._container = av.open(source, mode="r", **(raw.open_args() if raw else {}))
         except (av.error.FFmpegError, ValueError, UnicodeDecodeError) as exc:
-            raise AudioDecodeError(f"the file could not be read as audio: {exc}",
+            raise AudioDecodeError(f"the file could not be read as audio: {_reason(exc)}",
                                    code="invalid_audio", param="file") from exc
         try:
             if not self._container.streams.audio:
@@ -137,7 +145,7 @@ class AudioFile:
                 errors += 1
                 log.debug("skipping a corrupt packet: %s", exc)
                 if errors >= MAX_CONSECUTIVE_ERRORS:
-                    raise AudioDecodeError(f"the audio stream is corrupt: {exc}",
+                    raise AudioDecodeError(f"the audio stream is corrupt: {_reason(exc)}",
                                            code="invalid_audio", param="file") from exc
                 continue
             errors = 0
@@ -174,7 +182,7 @@ class AudioFile:
                 if frame is None:
                     break
         except av.error.FFmpegError as exc:
-            raise AudioDecodeError(f"the audio could not be decoded: {exc}",
+            raise AudioDecodeError(f"the audio could not be decoded: {_reason(exc)}",
                                    code="invalid_audio", param="file") from exc
         if pending_samples:
             yield np.concatenate(pending)

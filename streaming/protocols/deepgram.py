@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from ..core.events import (
     Event,
@@ -27,6 +27,7 @@ from ..errors import InvalidParameter, ProtocolError
 D = TypeVar("D", int, None)
 from ..languages import parse_language
 from .json_text import parse_json_text
+from .query import canonical_int, grouped
 
 # Deepgram parameters that Whisper makes moot (it always punctuates and formats) or that we
 # do not implement; accepted so existing clients run unchanged, and listed in Metadata.
@@ -35,6 +36,7 @@ ACCEPTED_BOOLEAN = {"punctuate", "smart_format", "diarize", "numerals", "profani
                     "mip_opt_out"}
 ACCEPTED_FREE = {"version", "tier", "tag", "keywords", "keyterm", "search", "replace", "redact",
                  "extra", "callback", "callback_method", "token"}
+REPEATABLE = {"tag", "keywords", "keyterm", "search", "replace", "redact", "extra"}
 KNOWN = {"encoding", "sample_rate", "channels", "multichannel", "interim_results", "endpointing",
          "utterance_end_ms", "vad_events", "language", "model"} | ACCEPTED_BOOLEAN | ACCEPTED_FREE
 
@@ -52,11 +54,7 @@ def _boolean(params: Mapping[str, str], name: str, default: bool) -> bool:
 def _integer(params: Mapping[str, str], name: str, default: D, low: int, high: int) -> int | D:
     if name not in params:
         return default
-    try:
-        value = int(params[name])
-    except ValueError:
-        raise InvalidParameter(f"{name}={params[name]!r}: expected an integer",
-                               param=name) from None
+    value = canonical_int(params[name], name)
     if not low <= value <= high:
         raise InvalidParameter(f"{name}={value}: must be between {low} and {high}", param=name)
     return value
@@ -90,20 +88,11 @@ def bias_prompt(keyterms: list[str], keywords: list[str]) -> str | None:
     return prompt
 
 
-def query_values(params: Mapping[str, str], name: str) -> list[str]:
-    """Every value of a repeatable parameter (`keyterm=a&keyterm=b`) from a multi-dict such as
-    Starlette's QueryParams; from a plain mapping, its one value."""
-    getlist = getattr(params, "getlist", None)
-    if getlist is not None:
-        return [str(v) for v in getlist(name)]
-    return [params[name]] if name in params else []
-
-
-def parse_query(params: Mapping[str, str]) -> StreamOptions:
-    """Validate the query string; raise InvalidParameter naming the first bad parameter."""
-    for name in params:
-        if name not in KNOWN:
-            raise InvalidParameter(f"unknown parameter {name!r}", param=name)
+def parse_query(query: Iterable[tuple[str, str]] | Mapping[str, str]) -> StreamOptions:
+    """Validate the query string (name, value pairs as sent, so that a parameter given twice
+    is seen); raise InvalidParameter naming the first bad parameter."""
+    values = grouped(query, KNOWN, REPEATABLE)
+    params = {name: given[0] for name, given in values.items()}
     for name in ACCEPTED_BOOLEAN:
         _boolean(params, name, False)
     encoding = params.get("encoding", "linear16").lower()
@@ -131,7 +120,7 @@ def parse_query(params: Mapping[str, str]) -> StreamOptions:
         vad_events=_boolean(params, "vad_events", False),
         language=parse_language(params.get("language", "en")),
         model=params.get("model"),
-        prompt=bias_prompt(query_values(params, "keyterm"), query_values(params, "keywords")),
+        prompt=bias_prompt(values.get("keyterm", []), values.get("keywords", [])),
     )
 
 

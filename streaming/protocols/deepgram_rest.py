@@ -10,7 +10,6 @@ punctuates and formats) are accepted.
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -20,6 +19,7 @@ from ..core.session import _confidence, _word_timings
 from ..errors import InvalidParameter, StreamscribeError
 from ..languages import parse_language
 from ..model.transcriber import Transcript
+from . import query
 from .deepgram import DeepgramEncoder, _boolean, _integer, bias_prompt
 
 # Moot for Whisper, or only bookkeeping: accepted so existing clients run unchanged.
@@ -64,26 +64,13 @@ class PrerecordedOptions:
     extra: dict[str, str] | None = None
 
 
-def _grouped(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
-    params: dict[str, list[str]] = {}
-    for name, value in items:
-        if name not in KNOWN:
-            raise InvalidParameter(f"unknown parameter {name!r}", param=name)
-        params.setdefault(name, []).append(value)
-    for name, values in params.items():
-        if len(values) > 1 and name not in REPEATABLE:
-            raise InvalidParameter(f"{name} given {len(values)} times; give it once", param=name)
-    return params
 
 
 def _utt_split(raw: str | None) -> float:
     if raw is None:
         return 0.8
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0.1 <= value <= 10.0:   # also refuses nan and inf
+    value = query.canonical_float(raw, "utt_split")
+    if not 0.1 <= value <= 10.0:
         raise InvalidParameter(f"utt_split={raw!r}: expected seconds from 0.1 to 10",
                                param="utt_split")
     return value
@@ -121,7 +108,7 @@ def _raw_format(params: dict[str, str]) -> RawFormat | None:
 def parse_query(items: Iterable[tuple[str, str]]) -> PrerecordedOptions:
     """Validate the query string (name, value pairs in order); raise InvalidParameter naming
     the first bad parameter."""
-    grouped = _grouped(items)
+    grouped = query.grouped(items, KNOWN, REPEATABLE)
     single = {name: values[0] for name, values in grouped.items() if name not in REPEATABLE}
     for name in (*ACCEPTED_BOOLEAN, *REFUSED_BOOLEAN):
         if _boolean(single, name, False) and name in REFUSED_BOOLEAN:

@@ -17,6 +17,7 @@ from typing import Any
 from ..config import VadConfig
 from ..errors import InvalidParameter, ProtocolError
 from ..languages import parse_language
+from .query import canonical_float
 from .realtime import Message, RealtimeSettings, new_id, parse_turn_detection
 
 VAD_PARAMS = ("threshold", "min_silence_duration_ms", "min_speech_duration_ms",
@@ -50,11 +51,7 @@ def parse_query(params: Mapping[str, str]) -> RealtimeSettings:
     vad: dict[str, Any] = {}
     for name in VAD_PARAMS:
         if name in params:
-            try:
-                vad[name] = float(params[name])
-            except ValueError:
-                raise InvalidParameter(f"{name}={params[name]!r}: expected a number",
-                                       param=name) from None
+            vad[name] = canonical_float(params[name], name)
     try:
         turn = None if mode != "server_vad" else parse_turn_detection(vad, None, "query")
     except ProtocolError as exc:

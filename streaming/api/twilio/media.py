@@ -25,6 +25,7 @@ from ..auth import authorize, check_auth
 from ..listen import reject, stream_model
 from ..lifecycle import SHUTDOWN_CODE, SHUTDOWN_REASON
 from ..live_stream import LiveStream
+from ..metrics import Metrics
 from ..state import AppState, state_of
 from .calls import Call, CallStatus, registry_of
 
@@ -45,8 +46,9 @@ def _credentials_presented(websocket: WebSocket) -> bool:
 class _CallStreams:
     """The `LiveStream`s of one connection (one per track) and the tasks reading their finals."""
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, metrics: Metrics) -> None:
         self.call = call
+        self.metrics = metrics
         self.streams: dict[str, LiveStream] = {}
         self.readers: list[asyncio.Task[None]] = []
 
@@ -58,6 +60,7 @@ class _CallStreams:
         call = self.call
         index = call.tracks.index(track)
         async for event in stream.events():
+            self.metrics.sent("twilio", event)
             if isinstance(event, Transcription) and event.is_final:
                 turn = call.conversation.add(track, replace(event, channel=index))
                 if turn is not None:
@@ -74,20 +77,23 @@ class _CallStreams:
                 task.cancel()
             for stream in self.streams.values():
                 stream.abort()
+        for stream in self.streams.values():
+            self.metrics.stream_ended("twilio", stream)
+
+    async def append(self, audio: proto.TrackAudio) -> None:
+        """A timestamp gap's silence, made and fed 1 s at a time so that other connections
+        run in between, then the payload."""
+        stream = self.streams[audio.track]
+        remaining = audio.gap_filled
+        while remaining > 0:
+            await stream.feed(_SILENCE[:remaining])
+            remaining -= len(_SILENCE)
+            await asyncio.sleep(0)
+        self.metrics.audio("twilio", len(audio.payload) / proto.SAMPLE_RATE)
+        await stream.feed(audio.payload)
 
 
 _SILENCE = proto.MULAW_SILENCE * proto.SAMPLE_RATE          # 1 s
-
-
-async def _append(stream: LiveStream, audio: proto.TrackAudio) -> None:
-    """A timestamp gap's silence, made and fed 1 s at a time so that other connections run
-    in between, then the payload."""
-    remaining = audio.gap_filled
-    while remaining > 0:
-        await stream.feed(_SILENCE[:remaining])
-        remaining -= len(_SILENCE)
-        await asyncio.sleep(0)
-    await stream.feed(audio.payload)
 
 
 async def _open_streams(websocket: WebSocket, start: proto.Start, call: Call) -> _CallStreams:
@@ -100,7 +106,7 @@ async def _open_streams(websocket: WebSocket, start: proto.Start, call: Call) ->
     scheduler = await stream_model(state, model, language)
     options = StreamOptions(encoding="mulaw", sample_rate=proto.SAMPLE_RATE, channels=1,
                             interim_results=False, language=language, model=model)
-    streams = _CallStreams(call)
+    streams = _CallStreams(call, state.metrics)
     for track in start.tracks:
         streams.add(track, LiveStream(scheduler, options, state.config))
     return streams
@@ -194,7 +200,7 @@ async def _receive_call(websocket: WebSocket, state: AppState, deferred_auth: bo
                 # The protocol yields nothing but Start before a start; a failed Start ends the loop.
                 assert call is not None and streams is not None, "media before start"
                 if isinstance(action, proto.TrackAudio):
-                    await _append(streams.streams[action.track], action)
+                    await streams.append(action)
                     if action.gap_refused_ms and not gap_reported:
                         gap_reported = True
                         log.warning("twilio call %s: a timestamp jumps %d ms past the audio "

@@ -66,11 +66,7 @@ def test_model_names():
 
 
 def test_live_query_takes_keyterms_too():
-    class Multi(dict):
-        def getlist(self, name):
-            return {"keyterm": ["Gutenberg", "Caxton"]}.get(name, [])
-
-    options = deepgram.parse_query(Multi(keyterm="Caxton"))
+    options = deepgram.parse_query([("keyterm", "Gutenberg"), ("keyterm", "Caxton")])
     assert options.prompt == "Gutenberg, Caxton."
     assert deepgram.parse_query({"keywords": "Caxton:3"}).prompt == "Caxton."
 

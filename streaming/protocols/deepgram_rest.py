@@ -64,8 +64,6 @@ class PrerecordedOptions:
     extra: dict[str, str] | None = None
 
 
-
-
 def _utt_split(raw: str | None) -> float:
     if raw is None:
         return 0.8

@@ -73,6 +73,9 @@ class ModelConfig:
     # English partials on a smaller model ("" = partials on the main model); finals always
     # use the main model.
     partial_model: str = "tiny.en"
+    # Time a final and a partial at start-up: /healthz `headroom`, a warning when the model
+    # cannot keep one stream live here (streaming/model/calibration.py).
+    calibrate: bool = True
     # Scale out: comma-separated base URLs of OpenAI-compatible transcription servers. When
     # set, the main model's calls go to this pool (streamscribe replicas, vLLM, a hosted API)
     # instead of a local model; `upstream_model` is the model name sent to them.

@@ -89,11 +89,15 @@ def base_model() -> Transcriber:
 
 @pytest.fixture(scope="session")
 def start_server() -> Iterator[Callable[..., BackgroundServer]]:
-    """Factory: start_server(config=None, **overrides) -> a running BackgroundServer."""
+    """Factory: start_server(config=None, calibrate=False, **overrides) -> a running
+    BackgroundServer. Start-up calibration is off unless asked for: it would time the same
+    shared models again for every server."""
     servers: list[BackgroundServer] = []
 
-    def start(config: ServerConfig | None = None, **overrides: Any) -> BackgroundServer:
+    def start(config: ServerConfig | None = None, calibrate: bool = False,
+              **overrides: Any) -> BackgroundServer:
         config = replace(config or ServerConfig(port=0), port=0, **overrides)
+        config = replace(config, model=replace(config.model, calibrate=calibrate))
         engine = Engine(config.model, loader=MODELS.load)
         server = BackgroundServer(config, engine).start(timeout=timeout(120))
         servers.append(server)

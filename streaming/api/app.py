@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from ..config import ServerConfig
 from ..errors import StreamscribeError
+from ..model.calibration import calibrate
 from ..model.engine import Engine
 from . import fallback, listen, prerecorded, realtime, transcriptions, twilio, web
 from .auth import authorize
@@ -33,7 +34,8 @@ async def healthz(request: Request) -> JSONResponse:
               for name, s in state.engine.loaded().items()}
     return JSONResponse({"status": "ok", "default_model": state.engine.default,
                          "models": models, "active_streams": state.lifecycle.open_streams,
-                         "requests_in_flight": state.lifecycle.requests})
+                         "requests_in_flight": state.lifecycle.requests,
+                         "headroom": state.headroom.as_dict() if state.headroom else None})
 
 
 async def readyz(request: Request) -> JSONResponse:
@@ -67,6 +69,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await engine.start()
+        state.headroom = await calibrate(engine, config.stream)
         state.lifecycle.model_loaded = True
         log.info("model %s ready", engine.default)
         try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from starlette.requests import HTTPConnection
 
 from ..config import ServerConfig
+from ..model.calibration import Headroom
 from ..model.engine import Engine
 from .lifecycle import Lifecycle
 from .metrics import Metrics
@@ -21,6 +22,7 @@ class AppState:
     config: ServerConfig
     engine: Engine
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    headroom: Headroom | None = None      # measured at start-up (None: not measured)
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:

@@ -7,6 +7,7 @@ count as a clean stop.)"""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import signal
 
@@ -45,6 +46,22 @@ async def open_listen(server: ServerProcess, audio: np.ndarray) -> websockets.Cl
     await ws.send(BARRIER)
     reply = json.loads(await asyncio.wait_for(ws.recv(), timeout(60)))
     assert reply["type"] == "Error" and reply["code"] == "unknown_message_type", reply
+    return ws
+
+
+async def open_realtime(server: ServerProcess, audio: np.ndarray) -> websockets.ClientConnection:
+    """An OpenAI realtime transcription session (24 kHz), cut off mid-utterance."""
+    resampler = Resampler(RATE, 24_000)
+    pcm = pcm_bytes(np.concatenate([resampler.feed(audio), resampler.flush()]))
+    ws = await websockets.connect(f"{server.ws_url}/v1/realtime?intent=transcription",
+                                  max_size=None)
+    assert json.loads(await ws.recv())["type"] == "session.created"
+    for i in range(0, len(pcm), 9600):
+        await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                  "audio": base64.b64encode(pcm[i:i + 9600]).decode()}))
+    await ws.send(json.dumps({"type": "barrier"}))
+    while (reply := json.loads(await asyncio.wait_for(ws.recv(), timeout(60))))["type"] != "error":
+        pass
     return ws
 
 
@@ -90,6 +107,7 @@ async def test_sigterm_mid_stream_and_mid_batch_delivers_every_final():
                 "ready": True, "model_loaded": True, "draining": False}
             audio = mid_utterance()
             listeners = [await open_listen(server, audio) for _ in range(2)]
+            realtime = await open_realtime(server, audio)
             call_sid = "CAdrain00000000000000000000000001"
             heard = asyncio.Event()
             subscriber = asyncio.create_task(call_events(server, call_sid, heard))
@@ -113,6 +131,8 @@ async def test_sigterm_mid_stream_and_mid_batch_delivers_every_final():
 
             outcomes = await asyncio.wait_for(
                 asyncio.gather(*(read_until_closed(ws) for ws in listeners)), timeout(240))
+            realtime_events, *realtime_close = await asyncio.wait_for(
+                read_until_closed(realtime), timeout(240))
             response = await asyncio.wait_for(batch, timeout(240))
             events = await asyncio.wait_for(subscriber, timeout(240))
             await twilio.close()
@@ -128,6 +148,11 @@ async def test_sigterm_mid_stream_and_mid_batch_delivers_every_final():
         assert abs(messages[-1]["duration"] - spoken) < 0.01
         assert (code, reason) == (1001, "server shutting down")
 
+    completed = [e for e in realtime_events
+                 if e["type"] == "conversation.item.input_audio_transcription.completed"]
+    assert completed and "stew for dinner" in completed[-1]["transcript"].lower(), realtime_events
+    assert tuple(realtime_close) == (1001, "server shutting down")
+
     assert response.status_code == 200, response.text
     assert error_rate(item(BATCH).references(), response.json()["text"]) < 0.2
 
@@ -136,6 +161,6 @@ async def test_sigterm_mid_stream_and_mid_batch_delivers_every_final():
     assert events[-1]["type"] == "call_ended" and events[-1]["call"]["status"] == "shutdown"
 
     assert exit_code == -signal.SIGTERM, server.log[-3000:]
-    assert "draining: 3 stream(s), 1 request(s)" in server.log
+    assert "draining: 4 stream(s), 1 request(s)" in server.log
     assert "drained in" in server.log
     assert "Traceback" not in server.log, server.log

@@ -102,3 +102,7 @@ async def test_server_answers_bad_parameters_in_json(server):
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
         error = truncated.json()["error"]
         assert truncated.status_code == 400 and error["code"] == "truncated_body", error
+
+        long_query = await client.get("/v1/models?" + "x=1&" * 10_000)
+        assert long_query.status_code == 414
+        assert long_query.json()["error"]["code"] == "query_too_long"

@@ -16,30 +16,43 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import Overloaded
+from ..errors import InvalidRequest, Overloaded, StreamscribeError
 from .lifecycle import Lifecycle
 from .metrics import Metrics
 
 log = logging.getLogger("streamscribe.http")
 
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+MAX_QUERY_BYTES = 16 << 10
 BATCH = frozenset({"/v1/audio/transcriptions", "/v1/audio/translations", "/v1/listen"})
 
 
 class RequestTracking:
+    """Counts requests in flight and batch statuses; refuses work while draining and query
+    strings longer than `MAX_QUERY_BYTES` (uvicorn's HTTP parser itself answers requests whose
+    head exceeds its 64 KiB buffer, in plain text)."""
+
     def __init__(self, app: ASGIApp, lifecycle: Lifecycle, metrics: Metrics) -> None:
         self.app = app
         self.lifecycle = lifecycle
         self.metrics = metrics
 
+    def _refusal(self, scope: Scope) -> StreamscribeError | None:
+        if self.lifecycle.draining:
+            return Overloaded("the server is shutting down; retry on another instance",
+                              code="server_shutting_down")
+        if len(scope.get("query_string", b"")) > MAX_QUERY_BYTES:
+            return InvalidRequest(f"the query string is longer than {MAX_QUERY_BYTES} bytes",
+                                  code="query_too_long", status=414)
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
-        if self.lifecycle.draining:
-            error = Overloaded("the server is shutting down; retry on another instance",
-                               code="server_shutting_down")
-            await JSONResponse(error.to_openai(), status_code=503,
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await JSONResponse(refusal.to_openai(), status_code=refusal.status,
                                headers={"Connection": "close"})(scope, receive, send)
             return
         path = scope["path"]

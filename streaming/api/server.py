@@ -48,7 +48,9 @@ def uvicorn_config(app: ASGIApp, host: str, port: int, log_level: str = "info") 
     # transport limit only guards against absurd frames.
     return uvicorn.Config(app, host=host, port=port, ws="websockets-sansio", ws_max_size=64 << 20,
                           log_level=log_level, lifespan="on", ws_ping_interval=20,
-                          ws_ping_timeout=20, timeout_graceful_shutdown=5)
+                          ws_ping_timeout=20, timeout_graceful_shutdown=5,
+                          # room for a long query string to reach our JSON 414
+                          h11_max_incomplete_event_size=64 << 10)
 
 
 class DrainingServer(uvicorn.Server):

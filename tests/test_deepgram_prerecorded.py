@@ -37,6 +37,7 @@ from streaming.eval.scoring import error_rate
 
 from .conftest import timeout
 from . import wsclient
+from .test_metrics import scrape, value
 from .test_realtime_together import Collector
 
 CLIP = "en_lj_LJ001-0006"          # 5.7 s, LJ Speech
@@ -264,6 +265,10 @@ async def test_pipecat_deepgram_stt_service_with_its_default_model(server):
 
 # --- errors -----------------------------------------------------------------------------
 
+def await_scrape(server) -> dict:
+    return asyncio.run(scrape(server))
+
+
 def deepgram_error(response: httpx.Response, status: int, code: str) -> dict:
     assert response.status_code == status, response.text
     body = response.json()
@@ -293,6 +298,8 @@ def test_errors_have_deepgram_shape(server):
     deepgram_error(listen(server, json={"uri": "http://x"}), 400, "invalid_parameter")
     deepgram_error(listen(server, json={"url": "http://127.0.0.1/a.wav"}), 400,
                    "url_not_allowed")
+    # Every one of them is counted in /metrics by its code.
+    assert value(await_scrape(server), "streamscribe_errors_total", code="empty_file") >= 1
     # The SDK raises its own error type, carrying our body.
     with pytest.raises(ApiError) as raised:
         sdk(server).listen.v1.media.transcribe_file(request=b"", model="nova-3")

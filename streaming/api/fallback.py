@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
@@ -23,14 +23,18 @@ from starlette.websockets import WebSocket
 
 from ..errors import InvalidRequest, StreamscribeError
 from . import prerecorded
+from .state import state_of
 
 def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
-def render(path: str, error: StreamscribeError,
+def render(connection: HTTPConnection, error: StreamscribeError,
            headers: dict[str, str] | None = None) -> JSONResponse:
-    """`error` as a response in the shape of the API family `path` belongs to."""
+    """`error` (counted in the metrics) as a response in the shape of the API family the
+    connection's path belongs to."""
+    state_of(connection).metrics.error(error.code)
+    path = connection.url.path
     if _under(path, "/v1/listen"):
         response = prerecorded.error_response(error)
         response.headers.update(headers or {})
@@ -43,11 +47,11 @@ def _websocket_path(app: Any, path: str) -> bool:
                for route in app.router.routes)
 
 
-def _upgrade_required(path: str, headers: dict[str, str]) -> JSONResponse:
+def _upgrade_required(connection: HTTPConnection, headers: dict[str, str]) -> JSONResponse:
     headers["Upgrade"] = "websocket"
     also = " (or POST for pre-recorded audio)" if "Allow" in headers else ""
-    return render(path, InvalidRequest(
-        f"{path} is a WebSocket endpoint: send the Upgrade headers{also}",
+    return render(connection, InvalidRequest(
+        f"{connection.url.path} is a WebSocket endpoint: send the Upgrade headers{also}",
         code="upgrade_required", status=426), headers)
 
 
@@ -61,21 +65,21 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     path, method = request.url.path, request.method
     headers = dict(exc.headers or {})
     if exc.status_code == 405 and method == "GET" and _websocket_path(request.app, path):
-        return _upgrade_required(path, headers)
+        return _upgrade_required(request, headers)
     if exc.status_code == 405:
         allowed = headers.get("Allow", "")
-        return render(path, InvalidRequest(f"{method} is not allowed on {path}; allowed: "
+        return render(request, InvalidRequest(f"{method} is not allowed on {path}; allowed: "
                                            f"{allowed}", code="method_not_allowed",
                                            status=405), headers)
     if exc.status_code == 404:
-        return render(path, _not_found(method, path), headers)
-    return render(path, InvalidRequest(str(exc.detail), code=f"http_{exc.status_code}",
+        return render(request, _not_found(method, path), headers)
+    return render(request, InvalidRequest(str(exc.detail), code=f"http_{exc.status_code}",
                                        status=exc.status_code), headers)
 
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:
     """An unexpected exception: a JSON 500 (Starlette still logs the traceback)."""
-    return render(request.url.path, StreamscribeError("internal server error"))
+    return render(request, StreamscribeError("internal server error"))
 
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -83,18 +87,18 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     the same JSON body (where the server can send one; else a close)."""
     if scope["type"] == "websocket":
         websocket = WebSocket(scope, receive, send)
-        response = render(scope["path"], _not_found("WebSocket", scope["path"]))
+        response = render(websocket, _not_found("WebSocket", scope["path"]))
         if "websocket.http.response" in scope.get("extensions", {}):
             await websocket.send_denial_response(response)
         else:
             await websocket.close(code=1008, reason="no such endpoint")
         return
     if scope["type"] == "http":
-        path = scope["path"]
-        if scope["method"] == "GET" and _websocket_path(scope["app"], path):
-            response = _upgrade_required(path, {})
+        request = Request(scope, receive, send)
+        if scope["method"] == "GET" and _websocket_path(scope["app"], scope["path"]):
+            response = _upgrade_required(request, {})
         else:
-            response = render(path, _not_found(scope["method"], path))
+            response = render(request, _not_found(scope["method"], scope["path"]))
         await response(scope, receive, send)
 
 

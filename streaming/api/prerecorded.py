@@ -170,6 +170,7 @@ async def transcribe(request: Request) -> Response:
     try:
         return await _handle(request, request_id)
     except StreamscribeError as exc:
+        state_of(request).metrics.error(exc.code)
         return error_response(exc, request_id)
 
 

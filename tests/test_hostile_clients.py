@@ -112,3 +112,37 @@ async def test_twilio_timestamp_jumps_add_bounded_silence(keyed_server):
     assert call["duration_s"] <= 100 * 0.02 + 2.0 + 0.1
     assert [e["code"] for e in call["errors"]] == ["timestamp_gap_refused"]
     assert health["active_streams"] == 0
+
+
+async def test_a_huge_frame_is_fed_in_pieces_that_let_other_clients_run():
+    """1 MiB of 8 kHz μ-law is 131 s of audio (~150 ms of work): it is fed a second at a
+    time, and the event loop runs other tasks in between."""
+    from streaming.api.live_stream import LiveStream
+    from streaming.config import ServerConfig
+    from streaming.core.session import StreamOptions
+    from streaming.model.backends.fake import FakeTranscriber
+    from streaming.model.scheduler import TranscriptionScheduler
+
+    scheduler = TranscriptionScheduler(FakeTranscriber())
+    await scheduler.start()
+    stream = LiveStream(scheduler, StreamOptions(encoding="mulaw", sample_rate=8000, channels=1),
+                        ServerConfig())
+    ticks = 0
+
+    async def other_client() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(other_client())
+    await asyncio.sleep(0)
+    try:
+        start = ticks
+        await stream.feed(b"\xff" * (1 << 20))
+        assert ticks - start >= 100          # one turn of the loop per second of audio
+        assert stream.session.duration == pytest.approx((1 << 20) / 8000)
+    finally:
+        ticker.cancel()
+        stream.abort()
+        await scheduler.close()

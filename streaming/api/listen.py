@@ -20,7 +20,6 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from starlette.types import Message
 
-from ..audio import ENCODINGS
 from ..core.events import StreamWarning
 from ..core.session import StreamOptions
 from ..errors import ProtocolError, StreamscribeError
@@ -143,8 +142,6 @@ class _Reader:
         self.stream = stream
         self.config = state.config.stream
         self.metrics = state.metrics
-        options = stream.options
-        self.bytes_per_second = options.sample_rate * options.channels * ENCODINGS[options.encoding]
         self.digest = hashlib.sha256()
         self.closing = False
         self._late_frames = 0
@@ -194,7 +191,7 @@ class _Reader:
                     "smaller frames)"))
             else:
                 self.digest.update(data)
-                self.metrics.audio("deepgram", len(data) / self.bytes_per_second)
+                self.metrics.audio("deepgram", len(data) / self.stream.bytes_per_second)
                 await self.stream.feed(data)
             return
         try:

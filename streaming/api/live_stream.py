@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import replace
 from typing import AsyncIterator
 
+from ..audio import ENCODINGS
 from ..config import ServerConfig
 from ..core.events import Event, StreamWarning, Transcription
 from ..core.session import (
@@ -36,6 +37,7 @@ class LiveStream:
         self.options = options
         self.session = StreamSession(options, config.vad, config.stream, config.model.beam_size)
         self._limit = config.stream.send_queue
+        self.bytes_per_second = options.sample_rate * options.channels * ENCODINGS[options.encoding]
         self._max_pending = config.stream.max_pending_finals
         self._out: deque[Event] = deque()
         self._wake = asyncio.Event()
@@ -50,9 +52,15 @@ class LiveStream:
     # -- input ----------------------------------------------------------------------------
 
     async def feed(self, data: bytes) -> None:
-        await self._room.wait()
-        self.session.feed(data)
-        self._pump()
+        """Take audio; waits while too many finals are pending. A large input (a 1 MiB frame
+        of 8 kHz μ-law is two minutes of audio, ~150 ms of work) is fed a second at a time,
+        yielding to the event loop in between, so that no client holds up the others."""
+        for start in range(0, len(data), self.bytes_per_second):
+            if start:
+                await asyncio.sleep(0)
+            await self._room.wait()
+            self.session.feed(data[start:start + self.bytes_per_second])
+            self._pump()
 
     async def finalize(self) -> None:
         self.session.finalize()

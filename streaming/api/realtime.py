@@ -21,7 +21,6 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..audio import ENCODINGS
-from ..audio import ENCODINGS
 from ..config import VadConfig
 from ..errors import (
     AuthError,
@@ -168,9 +167,7 @@ class RealtimeSession:
                                     f"{limit}; send smaller chunks", code="frame_too_large",
                                     param="audio")
             items.appended(len(command.audio))
-            options = stream.options
-            self.state.metrics.audio("realtime", len(command.audio) / (
-                options.sample_rate * options.channels * ENCODINGS[options.encoding]))
+            self.state.metrics.audio("realtime", len(command.audio) / stream.bytes_per_second)
             await stream.feed(command.audio)
             return
         replies, finalize = items.commit() if isinstance(command, Commit) else items.clear()

@@ -23,12 +23,7 @@ from deepgram.environment import DeepgramClientEnvironment
 from deepgram.types.listen_v1response import ListenV1Response
 from livekit import rtc
 from livekit.plugins import deepgram as livekit_deepgram
-from pipecat.frames.frames import EndFrame, InputAudioRawFrame
-from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.task import PipelineParams
-from pipecat.pipeline.worker import PipelineWorker
 from pipecat.services.deepgram.stt import DeepgramSTTService
-from pipecat.workers.runner import WorkerRunner
 
 from streaming.audio import mulaw_encode, wav_bytes
 from streaming.config import BatchConfig
@@ -36,9 +31,8 @@ from streaming.eval.corpus import item
 from streaming.eval.scoring import error_rate
 
 from .conftest import timeout
-from . import wsclient
+from . import pipecat_harness, wsclient
 from .test_metrics import scrape, value
-from .test_realtime_together import Collector
 
 CLIP = "en_lj_LJ001-0006"          # 5.7 s, LJ Speech
 SECOND = "en_lj_LJ001-0001"        # 9.7 s
@@ -239,26 +233,11 @@ async def test_pipecat_deepgram_stt_service_with_its_default_model(server):
     """Pipecat's DeepgramSTTService asks for `nova-3-general`, which used to be refused."""
     stt = DeepgramSTTService(api_key="not-needed-here", base_url=server.ws_url,
                              sample_rate=16_000)
-    collector = Collector()
-    task = PipelineWorker(Pipeline([stt, collector]),
-                          params=PipelineParams(audio_in_sample_rate=16_000))
-    workers = WorkerRunner(handle_sigint=False)
-    await workers.add_workers(task)
-    runner = asyncio.create_task(workers.run())
     samples = np.concatenate([item(CLIP).mono16k(), np.zeros(32_000, np.int16)])
-    try:
-        for start in range(0, len(samples), 1600):
-            await task.queue_frame(InputAudioRawFrame(
-                audio=samples[start:start + 1600].astype("<i2").tobytes(), sample_rate=16_000,
-                num_channels=1))
-            await asyncio.sleep(0.05)
+    async with pipecat_harness.running(stt) as (task, collector):
+        await pipecat_harness.send_audio(task, samples, 0.05)
         async with asyncio.timeout(timeout(60)):
             await collector.arrived.wait()
-        await task.queue_frame(EndFrame())
-        async with asyncio.timeout(timeout(30)):
-            await runner
-    finally:
-        runner.cancel()
     text = " ".join(frame.text for frame in collector.finals)
     assert error_rate(item(CLIP).references(), text) < 0.15, text
 

@@ -12,45 +12,18 @@ from typing import Any
 import numpy as np
 import pytest
 import websockets
-from pipecat.frames.frames import (
-    EndFrame,
-    Frame,
-    InputAudioRawFrame,
-    TranscriptionFrame,
-    VADUserStartedSpeakingFrame,
-    VADUserStoppedSpeakingFrame,
-)
-from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.task import PipelineParams
-from pipecat.pipeline.worker import PipelineWorker
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.frames.frames import VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame
 from pipecat.services.together.stt import TogetherSTTService
-from pipecat.workers.runner import WorkerRunner
 
 from streaming.config import ServerConfig
 from streaming.eval import corpus
 from streaming.eval.scoring import error_rate
 
+from . import pipecat_harness
 from .conftest import timeout
 
 CLIPS = ("en_lj_LJ001-0002", "en_lj_LJ001-0004")
 HEADERS = {"Authorization": "Bearer not-needed-here", "OpenAI-Beta": "realtime=v1"}
-
-
-class Collector(FrameProcessor):
-    """The end of the pipeline: keeps the transcription frames the STT service pushes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.finals: list[TranscriptionFrame] = []
-        self.arrived = asyncio.Event()
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if isinstance(frame, TranscriptionFrame):
-            self.finals.append(frame)
-            self.arrived.set()
-        await self.push_frame(frame, direction)
 
 
 async def test_pipecat_together_stt_service(server):
@@ -58,30 +31,14 @@ async def test_pipecat_together_stt_service(server):
     here the turns are the corpus clips, marked with the frames its VAD would push."""
     stt = TogetherSTTService(api_key="not-needed-here", base_url=f"{server.ws_url}/v1",
                              sample_rate=16_000)
-    collector = Collector()
-    task = PipelineWorker(Pipeline([stt, collector]),
-                          params=PipelineParams(audio_in_sample_rate=16_000))
-    workers = WorkerRunner(handle_sigint=False)
-    await workers.add_workers(task)
-    runner = asyncio.create_task(workers.run())
-    try:
+    async with pipecat_harness.running(stt) as (task, collector):
         for clip in CLIPS:
-            samples = corpus.item(clip).mono16k()
             await task.queue_frame(VADUserStartedSpeakingFrame())
-            for start in range(0, len(samples), 1600):
-                await task.queue_frame(InputAudioRawFrame(
-                    audio=samples[start:start + 1600].astype("<i2").tobytes(),
-                    sample_rate=16_000, num_channels=1))
-                await asyncio.sleep(0.02)
+            await pipecat_harness.send_audio(task, corpus.item(clip).mono16k(), 0.02)
             await task.queue_frame(VADUserStoppedSpeakingFrame())
             collector.arrived.clear()
             async with asyncio.timeout(timeout(90)):
                 await collector.arrived.wait()
-        await task.queue_frame(EndFrame())
-        async with asyncio.timeout(timeout(30)):
-            await runner
-    finally:
-        runner.cancel()
     assert len(collector.finals) == len(CLIPS)
     for clip, frame in zip(CLIPS, collector.finals):
         assert error_rate([corpus.item(clip).text], frame.text) < 0.15, frame.text

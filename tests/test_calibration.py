@@ -7,8 +7,10 @@ import httpx
 import numpy as np
 import pytest
 
+from streaming.config import ModelConfig, StreamConfig
 from streaming.model.backends.fake import FakeTranscriber
-from streaming.model.calibration import measure
+from streaming.model.calibration import calibrate, measure
+from streaming.model.engine import Engine
 from streaming.model.transcriber import SAMPLE_RATE
 
 
@@ -82,3 +84,15 @@ async def test_healthz_reports_the_headroom_measured_at_start_up(start_server):
     plain = start_server()
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{plain.http_url}/healthz")).json()["headroom"] is None
+
+
+async def test_a_failing_model_call_skips_calibration_and_the_server_starts(caplog):
+    engine = Engine(ModelConfig(partial_model=""),
+                    preloaded={"base": FakeTranscriber(fail_on=lambda n: True)})
+    await engine.start()
+    try:
+        with caplog.at_level(logging.WARNING, "streamscribe.calibration"):
+            assert await calibrate(engine, StreamConfig()) is None
+        assert any("calibration skipped" in r.getMessage() for r in caplog.records)
+    finally:
+        await engine.close()

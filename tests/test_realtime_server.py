@@ -24,7 +24,7 @@ from .conftest import timeout
 
 
 def fake_server(fake: FakeTranscriber, idle_timeout_s: float = 30.0) -> BackgroundServer:
-    engine = Engine(ModelConfig(partial_model=""), preloaded={"base": fake})
+    engine = Engine(ModelConfig(partial_model="", calibrate=False), preloaded={"base": fake})
     config = ServerConfig(port=0, stream=StreamConfig(idle_timeout_s=idle_timeout_s))
     return BackgroundServer(config, engine).start(timeout=timeout(30))
 

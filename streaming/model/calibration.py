@@ -21,6 +21,7 @@ import numpy as np
 
 from ..audio import read_wav, to_float32
 from ..config import StreamConfig
+from ..errors import StreamscribeError
 from .engine import Engine
 from .transcriber import SAMPLE_RATE, TranscribeOptions, Transcriber
 
@@ -107,11 +108,18 @@ def _advice(model: str, final_s: float, audio_s: float, partial_s: float,
 
 
 async def calibrate(engine: Engine, stream: StreamConfig) -> Headroom | None:
-    """Measure the default model once the engine has loaded it, off the event loop; None when
-    calibration is off or the model is remote (its speed is not this machine's)."""
-    if not engine.config.calibrate or engine.config.upstream_urls():
+    """Measure the default model once the engine has loaded it, off the event loop. None when
+    calibration is off, the model is remote (its speed is not this machine's), or the
+    measuring call failed (logged: the server still starts, and its requests report errors)."""
+    if not engine.config.calibrate:
         return None
     scheduler = await engine.get()
-    return await asyncio.to_thread(
-        measure, engine.default, scheduler.transcriber,
-        scheduler.partial_transcriber or scheduler.transcriber, stream.partial_interval_ms)
+    if scheduler.transcriber.info.backend == "remote":
+        return None
+    try:
+        return await asyncio.to_thread(
+            measure, engine.default, scheduler.transcriber,
+            scheduler.partial_transcriber or scheduler.transcriber, stream.partial_interval_ms)
+    except StreamscribeError as exc:
+        log.warning("calibration skipped: the model call failed (%s)", exc.message)
+        return None

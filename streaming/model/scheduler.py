@@ -24,6 +24,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from .memory import release_free_memory
 from .transcriber import BatchTranscriber, TranscribeOptions, Transcriber, Transcript
 
 
@@ -175,17 +176,23 @@ class TranscriptionScheduler:
 
 
 def _run(batch: list[_Job]) -> list[Transcript | Exception]:
-    """Each job's transcript, or the exception it raised; runs in a worker thread.
+    """Each job's transcript, or the exception it raised; runs in a worker thread, and
+    hands the call's freed buffers back to the system afterwards (see `memory.py`)."""
+    try:
+        return _transcribe(batch)
+    finally:
+        release_free_memory()
 
-    A batch that fails is run again job by job, so one bad clip fails only its own job.
-    """
+
+def _transcribe(batch: list[_Job]) -> list[Transcript | Exception]:
+    """A batch that fails is run again job by job, so one bad clip fails only its own job."""
     first = batch[0]
     if len(batch) > 1 and isinstance(first.transcriber, BatchTranscriber):
         try:
             return list(first.transcriber.transcribe_batch([job.audio for job in batch],
                                                            first.options))
         except Exception:
-            return [_run([job])[0] for job in batch]
+            return [_transcribe([job])[0] for job in batch]
     try:
         return [first.transcriber.transcribe(first.audio, first.options)]
     except Exception as exc:

@@ -13,7 +13,8 @@ past the end of the audio are dropped.
 
 Audio longer than 30 s and VAD-filtered calls go to the full-window path unchanged.
 `transcribe_batch` runs several calls with the same options as one encoder and one
-generate call, padded to the longest window in the batch.
+generate call, padded to the longest window in the batch (split where the encoder's memory
+would exceed a single 30 s call's).
 """
 
 from __future__ import annotations
@@ -219,10 +220,11 @@ class CTranslate2Transcriber:
 
     def transcribe_batch(self, audios: Sequence[np.ndarray],
                          options: TranscribeOptions) -> list[Transcript]:
-        """Transcribe several clips with the same options in one encoder/generate call.
+        """Transcribe several clips with the same options, in as few encoder/generate
+        calls as memory allows (`_groups`).
 
         Each clip's result is what `transcribe` would give it, except that the window is
-        the longest any clip of the batch needs.
+        the longest any clip of its call needs.
         """
         pinned = checked_language(self._info, options)
         results: list[Transcript | None] = [None] * len(audios)
@@ -234,14 +236,30 @@ class CTranslate2Transcriber:
                 results[i] = self._full.transcribe(audio, options)
             else:
                 short.append(i)
-        if short:
+        for group in self._groups(short, audios):
             try:
-                done = self._transcribe_windows([audios[i] for i in short], options, pinned)
+                done = self._transcribe_windows([audios[i] for i in group], options, pinned)
             except (RuntimeError, ValueError) as exc:
                 raise TranscriptionError(f"transcription failed: {exc}") from exc
-            for i, transcript in zip(short, done):
+            for i, transcript in zip(group, done):
                 results[i] = transcript
         return [r for r in results if r is not None]
+
+    def _groups(self, indices: list[int], audios: Sequence[np.ndarray]) -> list[list[int]]:
+        """Split a batch into model calls whose encoder memory stays within one full window's.
+
+        Attention memory grows with the batch size times the square of the window, so
+        clips are grouped by length and a group's size times its window squared never
+        exceeds one 30 s window: eight 10 s windows share a call, 30 s pieces go one by one.
+        """
+        groups: list[list[int]] = []
+        for i in sorted(indices, key=lambda i: len(audios[i])):
+            window = self._window_frames(len(audios[i]) * FRAMES_PER_SECOND // SAMPLE_RATE)
+            if groups and (len(groups[-1]) + 1) * window ** 2 <= FULL_WINDOW_FRAMES ** 2:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        return groups
 
     def _transcribe_windows(self, audios: Sequence[np.ndarray], options: TranscribeOptions,
                             pinned: str | None) -> list[Transcript]:

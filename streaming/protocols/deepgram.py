@@ -26,7 +26,7 @@ from ..errors import InvalidParameter, ProtocolError
 
 D = TypeVar("D", int, None)
 from ..languages import parse_language
-from .json_text import parse_json_text
+from .json_text import parse_typed_message
 from .query import canonical_int, grouped
 
 # Deepgram parameters that Whisper makes moot (it always punctuates and formats) or that we
@@ -146,13 +146,7 @@ _MESSAGES: dict[str, type[ClientMessage]] = {"KeepAlive": KeepAlive, "Finalize":
 
 
 def parse_client_text(text: str) -> ClientMessage:
-    try:
-        message = parse_json_text(text, MAX_TEXT_CHARS)
-    except ValueError as exc:
-        raise ProtocolError(f"text frame {exc}", code="invalid_json") from None
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        raise ProtocolError('text frame must be a JSON object with a string "type"',
-                            code="invalid_message")
+    message = parse_typed_message(text, MAX_TEXT_CHARS, "text frame")
     kind = _MESSAGES.get(message["type"])
     if kind is None:
         raise ProtocolError(f"unknown message type {message['type']!r}; expected KeepAlive, "

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
+
+from ..errors import ProtocolError
 
 MAX_DEPTH = 32          # no client message of ours nests deeper than 3
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -27,6 +30,20 @@ def parse_json_text(text: str, max_chars: int, max_depth: int = MAX_DEPTH) -> ob
         return json.loads(text)
     except ValueError as exc:
         raise ValueError(f"is not JSON: {exc}") from None
+
+
+def parse_typed_message(text: str, max_chars: int, what: str) -> dict[str, Any]:
+    """A client message that must be a JSON object with a string "type" (Deepgram's control
+    messages, realtime events); raises ProtocolError `invalid_json` or `invalid_message`,
+    naming the message as `what` ("text frame", "the event")."""
+    try:
+        message = parse_json_text(text, max_chars)
+    except ValueError as exc:
+        raise ProtocolError(f"{what} {exc}", code="invalid_json") from None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise ProtocolError(f'{what} must be a JSON object with a string "type"',
+                            code="invalid_message", param="type")
+    return message
 
 
 def _depth(text: str) -> int:

@@ -31,7 +31,7 @@ from ..core.events import (
 from ..core.session import StreamOptions
 from ..errors import InvalidParameter, ProtocolError
 from ..languages import parse_language
-from .json_text import parse_json_text
+from .json_text import parse_typed_message
 
 Dialect = Literal["openai", "together"]
 Message = dict[str, Any]
@@ -134,14 +134,7 @@ def decode(text: str | None) -> Mapping[str, Any]:
     if text is None:
         raise ProtocolError("binary frames are not part of this protocol: send audio as "
                             "base64 in input_audio_buffer.append", code="invalid_message")
-    try:
-        message = parse_json_text(text, MAX_TEXT_CHARS)
-    except ValueError as exc:
-        raise ProtocolError(f"text frame {exc}", code="invalid_json") from None
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        raise ProtocolError('the event must be a JSON object with a string "type"',
-                            code="invalid_message", param="type")
-    return message
+    return parse_typed_message(text, MAX_TEXT_CHARS, "the event")
 
 
 def client_event_id(message: Mapping[str, Any] | None) -> str | None:

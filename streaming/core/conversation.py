@@ -33,6 +33,7 @@ class Turn:
     words: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
     def to_json(self) -> dict[str, Any]:
+        """The turn as GET /v1/twilio/calls/{sid} shows it (times rounded to ms)."""
         return {"speaker": self.speaker, "channel": self.channel, "start": round(self.start, 3),
                 "end": round(self.end, 3), "text": self.text, "language": self.language,
                 "confidence": round(self.confidence, 3), "words": list(self.words)}
@@ -91,12 +92,15 @@ class Conversation:
 
     @property
     def turns(self) -> list[Turn]:
+        """Every turn, ordered by start time (a copy)."""
         return list(self._turns)
 
     def text_of(self, speaker: str) -> str:
+        """Everything `speaker` said, turn after turn."""
         return " ".join(t.text for t in self._turns if t.speaker == speaker)
 
     def to_json(self) -> dict[str, Any]:
+        """Speakers and turns; `from_json` reads it back."""
         return {"speakers": list(self.speakers), "turns": [t.to_json() for t in self._turns]}
 
     def to_text(self, labels: dict[str, str] | None = None) -> str:

@@ -28,6 +28,7 @@ class Assessment:
     likely: bool
 
     def as_dict(self, suppressed: str | None = None) -> dict[str, Any]:
+        """The wire form (`hallucination` of a final); `suppressed`: the withheld text."""
         out = {"score": round(self.score, 3), "flags": list(self.flags), "likely": self.likely}
         if suppressed is not None:
             out["suppressed_text"] = suppressed
@@ -35,6 +36,9 @@ class Assessment:
 
 
 def assess(transcript: Transcript, voiced_ms: int) -> Assessment:
+    """Judge whether `transcript` of audio with `voiced_ms` of speech was likely invented:
+    no speech heard, a repetition loop, or a stock phrase ("Thank you.") on little speech.
+    A transcript without segments never is."""
     if not transcript.segments:
         return Assessment(0.0, (), False)
     no_speech = max(s.no_speech_prob for s in transcript.segments)

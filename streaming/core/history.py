@@ -22,6 +22,8 @@ class AudioHistory:
         return max(0, self._end - len(self._ring))
 
     def append(self, samples: np.ndarray) -> None:
+        """Keep `samples` (int16, any count) after those appended before; the oldest beyond
+        `capacity` are forgotten."""
         kept = samples[-len(self._ring):]
         first = self._end + len(samples) - len(kept)
         self._ring[np.arange(first, first + len(kept)) % len(self._ring)] = kept

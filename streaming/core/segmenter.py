@@ -39,6 +39,7 @@ class Utterance:
 
     @property
     def end(self) -> int:
+        """Absolute sample just past the utterance's audio."""
         return self.start + len(self.audio)
 
 
@@ -81,7 +82,9 @@ class _State(Enum):
 class VoiceDetector(Protocol):
     """Says whether one frame (10, 20 or 30 ms of 16-bit mono PCM) is speech: webrtcvad's seam."""
 
-    def is_speech(self, frame: bytes, sample_rate: int) -> bool: ...
+    def is_speech(self, frame: bytes, sample_rate: int) -> bool:
+        """Whether this frame (16-bit mono PCM at `sample_rate`) is speech."""
+        ...
 
 
 class Segmenter:
@@ -112,6 +115,8 @@ class Segmenter:
     # -- inputs ---------------------------------------------------------------------------
 
     def feed(self, samples: np.ndarray) -> list[SegmentEvent]:
+        """16 kHz int16 samples, any count (a partial frame waits for the next call); returns
+        the events they caused, in order. Positions in events count every sample fed."""
         data = np.concatenate([self._pending, samples.astype(np.int16, copy=False)])
         usable = len(data) - len(data) % self._frame
         for offset in range(0, usable, self._frame):
@@ -132,6 +137,7 @@ class Segmenter:
         return self.drain()
 
     def drain(self) -> list[SegmentEvent]:
+        """Events not yet returned: `feed` and `flush` return theirs, so none after them."""
         events, self._events = self._events, []
         return events
 
@@ -144,6 +150,7 @@ class Segmenter:
 
     @property
     def speaking(self) -> bool:
+        """An utterance is in progress (started, not yet ended or discarded)."""
         return self._state is not _State.QUIET
 
     @property

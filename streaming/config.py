@@ -145,6 +145,13 @@ class TwilioConfig:
     # proxy in front; True also takes it from `start`'s custom parameter `token` (how Twilio
     # itself authenticates: it sends no headers and its <Stream> URL takes no query string).
     token_in_start: bool = True
+    # Twilio Auth Tokens (comma-separated): a valid X-Twilio-Signature on the upgrade then
+    # authenticates the stream, and an upgrade with neither it nor an API key is refused.
+    auth_tokens: str = ""
+    public_url: str = ""                 # the <Stream url> Twilio signs ("" = from Host header)
+
+    def auth_token_list(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.auth_tokens.split(",") if t.strip())
 
 
 @dataclass(frozen=True)

@@ -146,3 +146,36 @@ async def test_a_huge_frame_is_fed_in_pieces_that_let_other_clients_run():
         ticker.cancel()
         stream.abort()
         await scheduler.close()
+
+
+async def test_twilio_signature_authenticates_the_upgrade(start_server):
+    """Twilio signs the handshake (X-Twilio-Signature, HMAC-SHA1 of the <Stream url> with the
+    account's Auth Token): with auth tokens configured that signature, or an API key, is
+    required at the upgrade; nothing waits for `start`."""
+    from streaming.api.twilio.signature import compute
+
+    signed = start_server(api_keys=(KEY,), twilio=TwilioConfig(auth_tokens="tw-token"))
+    url = f"{signed.ws_url}/v1/twilio"
+    for headers in ({}, {"X-Twilio-Signature": compute("other-token", url)}):
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(url, additional_headers=headers):
+                pass
+        assert refused.value.response.status_code == 401
+    good = {"X-Twilio-Signature": compute("tw-token", url)}
+    async with websockets.connect(url, additional_headers=good) as ws:
+        await ws.send(start("CAsigned", token=None))
+        await ws.send(json.dumps({"event": "stop", "streamSid": SID, "stop": {}}))
+        assert (await closed_with(ws))[0] == 1000
+
+    public = "wss://calls.example.com/v1/twilio"       # behind a TLS-terminating proxy
+    proxied = start_server(twilio=TwilioConfig(auth_tokens="tw-token", public_url=public))
+    local = f"{proxied.ws_url}/v1/twilio"
+    with pytest.raises(websockets.InvalidStatus):
+        async with websockets.connect(local, additional_headers={
+                "X-Twilio-Signature": compute("tw-token", local)}):
+            pass
+    async with websockets.connect(local, additional_headers={
+            "X-Twilio-Signature": compute("tw-token", public)}) as ws:
+        await ws.send(start("CAproxied", token=None))
+        await ws.send(json.dumps({"event": "stop", "streamSid": SID, "stop": {}}))
+        assert (await closed_with(ws))[0] == 1000

@@ -28,6 +28,7 @@ from ..live_stream import LiveStream
 from ..metrics import Metrics
 from ..state import AppState, state_of
 from .calls import Call, CallStatus, registry_of
+from .signature import signed_by_twilio
 
 log = logging.getLogger("streamscribe.twilio")
 
@@ -116,15 +117,23 @@ async def media_stream(websocket: WebSocket) -> None:
     """One media stream from Twilio, until `stop`, a hang-up, a fatal message or idleness;
     what was heard is transcribed to the end even when the caller hung up abruptly."""
     state = state_of(websocket)
+    twilio = state.config.twilio
     deferred_auth = False
     subprotocol = None
+    signed = bool(twilio.auth_tokens) and signed_by_twilio(
+        websocket, twilio.auth_token_list(), twilio.public_url)
     try:
         subprotocol = authorize(websocket)
+        if twilio.auth_tokens and not state.config.api_keys and not signed:
+            raise AuthError("missing or invalid X-Twilio-Signature")
     except AuthError as exc:
-        if _credentials_presented(websocket) or not state.config.twilio.token_in_start:
+        if signed:
+            pass                      # Twilio itself, by its signature
+        elif twilio.auth_tokens or _credentials_presented(websocket) or not twilio.token_in_start:
             await reject(websocket, exc)
             return
-        deferred_auth = True          # Twilio: the key comes in start.customParameters.token
+        else:
+            deferred_auth = True      # Twilio: the key comes in start.customParameters.token
     await websocket.accept(subprotocol=subprotocol)
     with state.lifecycle.stream("twilio"):
         await _receive_call(websocket, state, deferred_auth)

@@ -27,6 +27,10 @@ __all__ = ["Microphone", "list_devices", "run_mic"]
 
 SAMPLE_RATE = 16000
 BLOCK_MS = 50
+# After Ctrl-C, how long the last utterance's final may take: it is transcribed only then,
+# behind whatever the server is doing, and on a slow or busy server that is more than the
+# connection's usual 10 s. A second Ctrl-C stops waiting.
+FLUSH_WAIT_S = 30.0
 
 
 def _sounddevice() -> ModuleType:
@@ -171,6 +175,7 @@ async def run_mic(url: str, *, device: str | int | None = None,
     options = options or StreamOptions()
     async with Microphone(device) as mic:
         options = options.replace(encoding="linear16", sample_rate=mic.samplerate, channels=1)
+        connect_kwargs.setdefault("close_timeout", FLUSH_WAIT_S)
         stream = await ResilientStream(url, options, backoff=backoff, **connect_kwargs).start()
         shower = asyncio.create_task(_show_events(stream, printer))
         if ready is not None:

@@ -92,7 +92,7 @@ def start_server() -> Iterator[Callable[..., BackgroundServer]]:
     """Factory: start_server(config=None, calibrate=False, **overrides) -> a running
     BackgroundServer. Start-up calibration is off unless asked for: it would time the same
     shared models again for every server."""
-    servers: list[BackgroundServer] = []
+    servers = SERVERS
 
     def start(config: ServerConfig | None = None, calibrate: bool = False,
               **overrides: Any) -> BackgroundServer:
@@ -115,21 +115,36 @@ def shared_server(start_server: Callable[..., BackgroundServer]) -> BackgroundSe
 
 @pytest.fixture
 def server(shared_server: BackgroundServer) -> BackgroundServer:
-    """The shared default server (base model, no auth), handed over idle: what an earlier
-    test left running on it (a vanished client's stream, a batch piece in flight) has
-    finished, so no test inherits another's load."""
-    deadline = time.monotonic() + timeout(120)
-    while not _idle(shared_server):
-        if time.monotonic() > deadline:
-            raise TimeoutError("the shared server did not become idle")
-        time.sleep(0.05)
+    """The shared default server (base model, no auth), handed over with no stream open."""
+    _wait_until(lambda: shared_server.app.state.streamscribe.lifecycle.open_streams == 0,
+                "the shared server still has streams open")
     return shared_server
 
 
-def _idle(server: BackgroundServer) -> bool:
-    state = server.app.state.streamscribe
-    return getattr(server.app.state, "active_streams", 0) == 0 and all(
-        s.stats.running == 0 and s.stats.queued == 0 for s in state.engine.loaded().values())
+SERVERS: list[BackgroundServer] = []      # every test server of this session
+
+
+@pytest.fixture(autouse=True)
+def quiet_servers() -> None:
+    """Each test starts with no model work left on any test server (a vanished client's
+    stream, a batch piece in flight): no test inherits an earlier test's load. The models are
+    shared, so work on one server slows every other."""
+    _wait_until(lambda: not any(_busy(s) for s in SERVERS), "test servers still busy")
+
+
+def _busy(server: BackgroundServer) -> bool:
+    return any(s.stats.running or s.stats.queued
+               for s in server.app.state.streamscribe.engine.loaded().values())
+
+
+def _wait_until(done: Callable[[], bool], failure: str) -> None:
+    if done():
+        return
+    deadline = time.monotonic() + timeout(120)
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(failure)
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Start-up calibration: the real-time headroom of this machine with the configured models.
 
-One real utterance (`calibration.wav`: LJ Speech LJ001-0004, 5.1 s, public domain) is
-transcribed the way a live stream's is: once as a final (main model, word timestamps) and
+One spoken sentence (`calibration.wav`, 6.3 s, made here with `espeak-ng -v en-us -s 150` and
+`sox -r 16000 -b 16`: the server never reads the evaluation corpus) is transcribed the way a live stream's is: once as a final (main model, word timestamps) and
 once as a partial (the partial model when there is one), each timed after a warm-up call that
 pays one-time set-up. A stream of continuous speech then costs, per second of audio, the
 final's share plus one partial per `partial_interval_ms`. Blocking: run it in a thread.

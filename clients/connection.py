@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 from types import TracebackType
-from typing import Any, AsyncIterator, Generic, Mapping, TypeVar
+from typing import Any, AsyncIterator, Generic, Mapping, Protocol, TypeVar
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -291,20 +291,39 @@ class Connection(EventSource[ServerEvent]):
         return None if self._closing else self._error
 
 
-class StreamClient:
-    """`async with StreamClient(url, options, **connect_kwargs) as conn:` — see `connect()`."""
+class _Closes(Protocol):
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None: ...
+
+
+C = TypeVar("C", bound=_Closes)
+
+
+class OpeningClient(Generic[C]):
+    """`async with` around opening a connection: closes it as the connection's own
+    `__aexit__` would (close on success, abort on an exception)."""
 
     def __init__(self, url: str, options: StreamOptions | None = None, **kwargs: Any) -> None:
         self.url = url
         self.options = options or StreamOptions()
         self._kwargs = kwargs
-        self._conn: Connection | None = None
+        self._conn: C | None = None
 
-    async def __aenter__(self) -> Connection:
-        self._conn = await connect(self.url, self.options, **self._kwargs)
+    async def _open(self) -> C:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> C:
+        self._conn = await self._open()
         return self._conn
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._conn is not None:
             await self._conn.__aexit__(exc_type, exc, tb)
+
+
+class StreamClient(OpeningClient[Connection]):
+    """`async with StreamClient(url, options, **connect_kwargs) as conn:` — see `connect()`."""
+
+    async def _open(self) -> Connection:
+        return await connect(self.url, self.options, **self._kwargs)

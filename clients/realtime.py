@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed
 
 from streaming.audio import Resampler
 
-from .connection import _END, EventSource, _End, open_websocket
+from .connection import _END, EventSource, OpeningClient, _End, open_websocket
 from .errors import ConnectionLost, StreamClosed
 from .events import Event, Metadata, ServerError, SpeechStarted, Transcript
 from .options import StreamOptions
@@ -265,20 +265,8 @@ async def connect_realtime(url: str, options: StreamOptions | None = None, *,
     return conn
 
 
-class RealtimeClient:
+class RealtimeClient(OpeningClient[RealtimeConnection]):
     """`async with RealtimeClient(url, options, protocol=...) as conn:` — see `connect_realtime()`."""
 
-    def __init__(self, url: str, options: StreamOptions | None = None, **kwargs: Any) -> None:
-        self.url = url
-        self.options = options or StreamOptions()
-        self._kwargs = kwargs
-        self._conn: RealtimeConnection | None = None
-
-    async def __aenter__(self) -> RealtimeConnection:
-        self._conn = await connect_realtime(self.url, self.options, **self._kwargs)
-        return self._conn
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        if self._conn is not None:
-            await self._conn.__aexit__(exc_type, exc, tb)
+    async def _open(self) -> RealtimeConnection:
+        return await connect_realtime(self.url, self.options, **self._kwargs)

@@ -164,3 +164,32 @@ async def test_sigterm_mid_stream_and_mid_batch_delivers_every_final():
     assert "draining: 4 stream(s), 1 request(s)" in server.log
     assert "drained in" in server.log
     assert "Traceback" not in server.log, server.log
+
+
+async def test_ctrl_c_drains_too_and_a_second_one_stops_waiting():
+    with ServerProcess({"STREAMSCRIBE_DRAIN_S": str(timeout(120))}) as server:
+        listener = await open_listen(server, mid_utterance())
+        server.signal(signal.SIGINT)
+        messages, code, reason = await asyncio.wait_for(read_until_closed(listener), timeout(120))
+        assert results(messages, final=True) and messages[-1]["type"] == "Metadata"
+        assert (code, reason) == (1001, "server shutting down")
+        exit_code = await asyncio.to_thread(server.proc.wait, timeout(60))
+    assert exit_code == 130 and "drained in" in server.log      # the CLI: 130 after Ctrl-C
+
+    # An upload that stalls keeps its request in flight; the second Ctrl-C gives up on it.
+    with ServerProcess({"STREAMSCRIBE_DRAIN_S": str(timeout(600)),
+                        "STREAMSCRIBE_BATCH_UPLOAD_IDLE_TIMEOUT_S": "600"}) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n")
+        await writer.drain()
+        async with httpx.AsyncClient(base_url=server.http_url) as probe:
+            while (await probe.get("/healthz")).json()["requests_in_flight"] < 1:
+                await asyncio.sleep(0.05)
+        server.signal(signal.SIGINT)
+        while not any("draining:" in line for line in server.lines):
+            await asyncio.sleep(0.05)
+        server.signal(signal.SIGINT)
+        exit_code = await asyncio.to_thread(server.proc.wait, timeout(60))
+        writer.close()
+    assert exit_code == 130 and "drain stopped after" in server.log

@@ -114,6 +114,26 @@ async def test_twilio_timestamp_jumps_add_bounded_silence(keyed_server):
     assert health["active_streams"] == 0
 
 
+async def test_protocol_errors_of_every_protocol_are_counted(server):
+    async with httpx.AsyncClient(base_url=server.http_url) as client:
+        before = (await client.get("/metrics")).text
+        async with websockets.connect(f"{server.ws_url}/v1/twilio") as ws:
+            await ws.send("not json")
+            await ws.close()
+        async with websockets.connect(f"{server.ws_url}/v1/realtime?intent=transcription") as ws:
+            await ws.recv()                              # session.created
+            await ws.send("not json")
+            assert json.loads(await ws.recv())["type"] == "error"
+        after = (await client.get("/metrics")).text
+
+    def count(text: str, code: str) -> float:
+        line = f'streamscribe_errors_total{{code="{code}"}} '
+        return next((float(x.split()[-1]) for x in text.splitlines() if x.startswith(line)), 0.0)
+
+    assert count(after, "twilio_protocol_error") == count(before, "twilio_protocol_error") + 1
+    assert count(after, "invalid_json") == count(before, "invalid_json") + 1
+
+
 async def test_a_huge_frame_is_fed_in_pieces_that_let_other_clients_run():
     """1 MiB of 8 kHz μ-law is 131 s of audio (~150 ms of work): it is fed a second at a
     time, and the event loop runs other tasks in between."""

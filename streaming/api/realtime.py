@@ -152,6 +152,7 @@ class RealtimeSession:
                 message = decode(frame.get("text"))
                 await self._handle(parse_command(message, self.settings))
             except (ProtocolError, InvalidParameter, ModelNotFound) as exc:
+                self.state.metrics.error(exc.code)
                 await self.send([error_event(new_id("event"), exc.code, exc.message, exc.param,
                                              client_event_id(message))])
 

@@ -173,6 +173,7 @@ async def _receive_call(websocket: WebSocket, state: AppState, deferred_auth: bo
             try:
                 actions = protocol.receive(frame)
             except proto.TwilioProtocolError as exc:
+                state.metrics.error(exc.code)
                 # A broken sender can repeat one mistake 50 times a second: report the first
                 # ten, then one in a hundred (with the count).
                 if exc.fatal or protocol.errors <= 10 or protocol.errors % 100 == 0:

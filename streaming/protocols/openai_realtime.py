@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import VadConfig
 from ..errors import InvalidParameter
-from .realtime import Message, RealtimeSettings, new_id
+from .realtime import Message, RealtimeSettings, new_id, server_vad
 
 KNOWN = {"intent", "model", "token", "call_id"}
 
@@ -47,12 +47,8 @@ def parse_query(params: Mapping[str, str]) -> RealtimeSettings:
 
 
 def _turn_detection(settings: RealtimeSettings, vad: VadConfig) -> dict[str, Any] | None:
-    turn = settings.turn_detection
-    if turn is None:
-        return None
-    return {"type": "server_vad",
-            "threshold": turn.threshold if turn.threshold is not None else vad.aggressiveness / 4,
-            "prefix_padding_ms": vad.preroll_ms, "silence_duration_ms": vad.endpointing_ms}
+    return server_vad(settings, vad, prefix_padding_ms=vad.preroll_ms,
+                      silence_duration_ms=vad.endpointing_ms)
 
 
 def _transcription(settings: RealtimeSettings, model_name: str) -> dict[str, Any]:

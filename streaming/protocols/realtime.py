@@ -202,6 +202,17 @@ def _ms(container: Mapping[str, Any], key: str, where: str, low: int,
     return None if value is None else int(value)
 
 
+def server_vad(settings: RealtimeSettings, vad: VadConfig, **fields: Any) -> dict[str, Any] | None:
+    """The session's turn detection as a `server_vad` object with the dialect's own `fields`
+    (None when turned off); the threshold is the client's, or our VAD's aggressiveness / 4."""
+    turn = settings.turn_detection
+    if turn is None:
+        return None
+    return {"type": "server_vad",
+            "threshold": turn.threshold if turn.threshold is not None else vad.aggressiveness / 4,
+            **fields}
+
+
 def parse_turn_detection(raw: Mapping[str, Any] | None, current: TurnDetection | None,
                          where: str) -> TurnDetection | None:
     """OpenAI's (`silence_duration_ms`, `prefix_padding_ms`) or Together's

@@ -18,7 +18,7 @@ from ..config import VadConfig
 from ..errors import InvalidParameter, ProtocolError
 from ..languages import parse_language
 from .query import canonical_float
-from .realtime import Message, RealtimeSettings, new_id, parse_turn_detection
+from .realtime import Message, RealtimeSettings, new_id, parse_turn_detection, server_vad
 
 VAD_PARAMS = ("threshold", "min_silence_duration_ms", "min_speech_duration_ms",
               "max_speech_duration_s", "speech_pad_ms")
@@ -64,14 +64,9 @@ def parse_query(params: Mapping[str, str]) -> RealtimeSettings:
 
 
 def _turn_detection(settings: RealtimeSettings, vad: VadConfig) -> dict[str, Any] | None:
-    turn = settings.turn_detection
-    if turn is None:
-        return None
-    return {"type": "server_vad",
-            "threshold": turn.threshold if turn.threshold is not None else vad.aggressiveness / 4,
-            "min_silence_duration_ms": vad.endpointing_ms,
-            "min_speech_duration_ms": vad.min_speech_ms,
-            "max_speech_duration_s": vad.max_utterance_s, "speech_pad_ms": vad.preroll_ms}
+    return server_vad(settings, vad, min_silence_duration_ms=vad.endpointing_ms,
+                      min_speech_duration_ms=vad.min_speech_ms,
+                      max_speech_duration_s=vad.max_utterance_s, speech_pad_ms=vad.preroll_ms)
 
 
 def session_created(session_id: str, settings: RealtimeSettings, vad: VadConfig,

@@ -23,6 +23,7 @@ from streaming.eval.scoring import error_rate
 
 from .conftest import timeout
 from .server_process import ServerProcess
+from .test_twilio import WebhookReceiver
 from .wsclient import pcm_bytes, results, transcript
 
 RATE = 16_000
@@ -100,7 +101,9 @@ async def call_events(server: ServerProcess, call_sid: str, ready: asyncio.Event
 
 async def test_sigterm_mid_stream_and_mid_batch_delivers_every_final():
     drain_s = timeout(120)
-    with ServerProcess({"STREAMSCRIBE_DRAIN_S": str(drain_s)}) as server:
+    webhook = WebhookReceiver()
+    with ServerProcess({"STREAMSCRIBE_DRAIN_S": str(drain_s),
+                        "STREAMSCRIBE_TWILIO_WEBHOOK_URL": webhook.url}) as server:
         async with httpx.AsyncClient(base_url=server.http_url, timeout=timeout(300)) as probe, \
                 httpx.AsyncClient(base_url=server.http_url, timeout=timeout(300)) as batch_client:
             assert (await probe.get("/readyz")).json() == {
@@ -159,6 +162,10 @@ async def test_sigterm_mid_stream_and_mid_batch_delivers_every_final():
     turns = [e for e in events if e["type"] == "turn"]
     assert turns and turns[0]["speaker"] == "inbound", events
     assert events[-1]["type"] == "call_ended" and events[-1]["call"]["status"] == "shutdown"
+    webhook.close()
+    [posted] = webhook.bodies                    # the drain waited for the transcript's POST
+    assert posted["call"]["call_sid"] == call_sid and posted["call"]["turns"] == [
+        {k: v for k, v in turn.items() if k not in ("type", "call_sid")} for turn in turns]
 
     assert exit_code == -signal.SIGTERM, server.log[-3000:]
     assert "draining: 4 stream(s), 1 request(s)" in server.log

@@ -7,7 +7,8 @@ probes) with `request()`. On SIGTERM/SIGINT the server (`server.py`) calls `drai
 2. the server closes its listening sockets (no new connections);
 3. every open stream treats `stopping` like a CloseStream: it flushes its pending finals and
    Metadata, then closes with 1001 "server shutting down";
-4. running HTTP requests (batch jobs) run to their end.
+4. running HTTP requests (batch jobs) and held background work (a finished call's webhook)
+   run to their end.
 
 `drain` returns when nothing is left or at the deadline, whichever comes first; then uvicorn
 closes what remains (WebSockets with 1012, e.g. listeners of a call's events that never
@@ -68,6 +69,14 @@ class Lifecycle:
             yield
         finally:
             self.requests -= 1
+
+    def hold(self, task: asyncio.Task[None]) -> None:
+        """Count background work (a call's webhook) as a request in flight until it ends."""
+        self.requests += 1
+        task.add_done_callback(self._release)
+
+    def _release(self, task: asyncio.Task[None]) -> None:
+        self.requests -= 1
 
     async def receive(self, websocket: WebSocket, timeout_s: float) -> dict[str, Any] | None:
         """The next ASGI message from `websocket`, or None once the server drains; raises

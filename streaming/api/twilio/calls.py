@@ -12,7 +12,7 @@ import asyncio
 import datetime
 import logging
 from collections import OrderedDict, deque
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import httpx
 from starlette.requests import HTTPConnection
@@ -91,9 +91,11 @@ class CallRegistry:
     """Live and recently finished calls of one server (bounded)."""
 
     def __init__(self, config: TwilioConfig,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 hold: Callable[[asyncio.Task[None]], None] | None = None) -> None:
         self.config = config
         self.transport = transport            # for the webhook; tests inject one
+        self.hold = hold                      # the server's drain waits for what it holds
         self.live: dict[str, Call] = {}
         self.finished: OrderedDict[str, Call] = OrderedDict()
         self._waiting: dict[str, set[Subscriber]] = {}
@@ -136,6 +138,8 @@ class CallRegistry:
             task = asyncio.get_running_loop().create_task(self._report(call, self.config.webhook_url))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            if self.hold is not None:
+                self.hold(task)
         else:
             self._ended(call)
 
@@ -194,5 +198,7 @@ def registry_of(connection: HTTPConnection) -> CallRegistry:
     app_state = connection.app.state
     registry: CallRegistry | None = getattr(app_state, "twilio_calls", None)
     if registry is None:
-        registry = app_state.twilio_calls = CallRegistry(state_of(connection).config.twilio)
+        state = state_of(connection)
+        registry = app_state.twilio_calls = CallRegistry(state.config.twilio,
+                                                         hold=state.lifecycle.hold)
     return registry

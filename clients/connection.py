@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 from types import TracebackType
-from typing import Any, AsyncIterator, Generic, Mapping, Protocol, TypeVar
+from typing import Any, AsyncIterator, Generic, Mapping, Self, TypeVar
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -134,7 +134,28 @@ class EventSource(Generic[E]):
         return event
 
 
-class Connection(EventSource[ServerEvent]):
+class ClosingOnExit(EventSource[E]):
+    """A connection for `async with`: on a normal exit it is closed (the server's last
+    results still come), on an exception aborted at once."""
+
+    async def close(self, timeout: float | None = None) -> Metadata | None:
+        raise NotImplementedError
+
+    async def abort(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc_type is None:
+            await self.close()
+        else:
+            await self.abort()
+
+
+class Connection(ClosingOnExit[ServerEvent]):
     """An open stream. Create with `connect()` or `async with StreamClient(...)`.
 
     Attributes: `url`, `options`, `request_id` (from the handshake, when the server sends
@@ -244,16 +265,6 @@ class Connection(EventSource[ServerEvent]):
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._reader), self._close_timeout)
 
-    async def __aenter__(self) -> "Connection":
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        if exc_type is None:
-            await self.close()
-        else:
-            await self.abort()
-
     # --- receiving -----------------------------------------------------------------------
 
     def _lost(self, exc: ConnectionClosed | None = None) -> ConnectionLost:
@@ -291,12 +302,7 @@ class Connection(EventSource[ServerEvent]):
         return None if self._closing else self._error
 
 
-class _Closes(Protocol):
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None: ...
-
-
-C = TypeVar("C", bound=_Closes)
+C = TypeVar("C", bound=ClosingOnExit[Any])
 
 
 class OpeningClient(Generic[C]):

@@ -21,8 +21,7 @@ import base64
 import contextlib
 import json
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import numpy as np
@@ -31,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 
 from streaming.audio import Resampler
 
-from .connection import _END, EventSource, OpeningClient, _End, open_websocket
+from .connection import _END, ClosingOnExit, OpeningClient, _End, open_websocket
 from .errors import ConnectionLost, StreamClosed
 from .events import Event, Metadata, ServerError, SpeechStarted, Transcript
 from .options import StreamOptions
@@ -81,7 +80,7 @@ def session_update(protocol: Protocol, options: StreamOptions) -> dict[str, Any]
         "transcription": transcription, "turn_detection": turn}}}}
 
 
-class RealtimeConnection(EventSource[Event]):
+class RealtimeConnection(ClosingOnExit[Event]):
     """An open realtime session. Create with `connect_realtime()` or `RealtimeClient`."""
 
     def __init__(self, ws: ClientConnection, options: StreamOptions, protocol: Protocol, *,
@@ -171,16 +170,6 @@ class RealtimeConnection(EventSource[Event]):
         await self._ws.close()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._reader), self._close_timeout)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        if exc_type is None:
-            await self.close()
-        else:
-            await self.abort()
 
     # --- receiving -----------------------------------------------------------------------
 

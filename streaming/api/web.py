@@ -14,6 +14,8 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .state import state_of
+
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
@@ -22,7 +24,7 @@ async def index(request: Request) -> FileResponse:
 
 
 async def page_config(request: Request) -> JSONResponse:
-    state = request.app.state.streamscribe
+    state = state_of(request)
     model = state.config.model
     return JSONResponse({
         "auth_required": bool(state.config.api_keys),

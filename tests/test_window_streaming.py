@@ -4,6 +4,8 @@ inside its utterance: the adaptive window's guards at work end to end."""
 
 from __future__ import annotations
 
+import httpx
+
 from streaming.eval.corpus import item
 from streaming.eval.scoring import error_rate, normalize
 
@@ -40,3 +42,7 @@ async def test_streamed_finals_stop_at_the_end_of_the_speech(server):
         assert all(start - 0.6 <= w["start"] <= w["end"] <= end + 0.3 for w in words), text
     assert sum(len([f for f in finals if s - 0.6 <= f["start"] < e]) for s, e in spans) == \
         len(finals)                                     # no final outside the speech
+
+    async with httpx.AsyncClient() as client:
+        base = (await client.get(f"{server.http_url}/healthz")).json()["models"]["base"]
+    assert 0 < base["model_calls"] <= base["calls"]     # batched jobs share a model call

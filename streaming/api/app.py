@@ -27,7 +27,8 @@ log = logging.getLogger("streamscribe")
 
 async def healthz(request: Request) -> JSONResponse:
     state = state_of(request)
-    models = {name: {"calls": s.stats.calls, "queued": s.stats.queued,
+    models = {name: {"calls": s.stats.calls, "model_calls": s.stats.model_calls,
+                     "queued": s.stats.queued,
                      "running": s.stats.running, "partials_shed": s.stats.partials_shed,
                      "partials": s.stats.partials, "partials_fast": s.stats.partials_fast,
                      "busy_seconds": round(s.stats.busy_seconds, 3)}

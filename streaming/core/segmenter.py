@@ -6,7 +6,7 @@ A webrtcvad decision per frame drives a hysteresis state machine:
     SPEAKING --(unvoiced frame)--> STOPPING
     STOPPING --(voiced frame)--> SPEAKING            (Resumed, if a Speculate was sent)
     STOPPING --(speculative_ms of silence)--> STOPPING + Speculate
-    STOPPING --(endpointing_ms of silence)--> QUIET  + Utterance("endpoint")
+    STOPPING --(endpointing_ms - hangover_ms of silence)--> QUIET  + Utterance("endpoint")
 
 The audio of an utterance is [onset - preroll, last voiced frame + tail], where
 tail = min(speculative_ms, endpointing_ms): the audio a Speculate carries is therefore
@@ -96,6 +96,8 @@ class Segmenter:
         self._start_frames = max(1, config.start_window_ms // self._ms)
         self._preroll_frames = config.preroll_ms // self._ms
         self._tail = SAMPLE_RATE * min(config.speculative_ms, config.endpointing_ms) // 1000
+        # Silence as the detector reports it, after its hangover, that makes the endpoint.
+        self._endpoint_ms = max(self._ms, config.endpointing_ms - config.hangover_ms)
         self._max_samples = int(config.max_utterance_s * SAMPLE_RATE)
         self._pending = np.zeros(0, np.int16)
         self._position = 0                    # absolute samples consumed into frames
@@ -196,11 +198,11 @@ class Segmenter:
         self._state = _State.STOPPING
         self._silence_ms += self._ms
         if not self._speculated and self._silence_ms >= self.config.speculative_ms \
-                and self._silence_ms < self.config.endpointing_ms \
+                and self._silence_ms < self._endpoint_ms \
                 and self._voiced_ms() >= self.config.min_speech_ms:
             self._speculated = True
             self._events.append(Speculate(self._trimmed()))
-        if self._silence_ms >= self.config.endpointing_ms:
+        if self._silence_ms >= self._endpoint_ms:
             self._end("endpoint", trim=True)
         elif self._position - self._start >= self._max_samples:
             self._split()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ...errors import InvalidParameter, TranscriptionError
 from ..transcriber import ModelInfo, Segment, TranscribeOptions, Transcript, Word
@@ -36,6 +37,11 @@ class FasterWhisperTranscriber:
     def __init__(self, model: ResolvedModel, config: FasterWhisperConfig = FasterWhisperConfig()):
         set_offline()
         from faster_whisper import WhisperModel
+
+        # numpy's BLAS (the feature extractor's mel product) would use every core for a
+        # millisecond's work, and its idle threads spin between calls: measured here, that
+        # doubled a model call's CPU time without making it faster. Process-wide.
+        threadpool_limits(limits=1, user_api="blas")
 
         self._model = WhisperModel(
             str(model.path), device=config.device, compute_type=config.compute_type,

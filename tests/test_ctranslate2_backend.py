@@ -120,6 +120,22 @@ def test_a_failed_guard_falls_back_to_the_full_window(backend):
     assert transcript.text == backend.full_window.transcribe(audio, ENGLISH).text
 
 
+def test_a_draft_is_never_redone_on_the_full_window(backend):
+    """A partial that runs away gives no text; one cut mid-sentence (no closing timestamp,
+    as a partial is) keeps its words; neither costs a second, 30 s pass."""
+    audio = clip("en_lj_LJ001-0002")
+    draft = replace(ENGLISH, word_timestamps=False, draft=True)
+    capped = backend.with_window(WindowConfig(max_tokens_per_s=0.5, min_tokens=2))
+    assert capped.transcribe(audio, draft).text == ""
+    assert capped.stats.fallbacks == 0 and capped.stats.drafts_dropped == 1
+    mid_sentence = audio[:int(1.2 * SAMPLE_RATE)]
+    plain = backend.with_window(backend.window)
+    words = plain.transcribe(mid_sentence, draft).text
+    assert plain.stats.fallbacks == 0
+    assert words and words.split()[0].lower().strip(",.") in \
+        item("en_lj_LJ001-0002").text.lower()
+
+
 def test_language_detection_on_non_english_speech(backend):
     # items base transcribes fairly on the full window too (some others it cannot)
     for entry in map(item, ["de_pico_cheetah_test_de", "fr_pico_leopard_test_fr",

@@ -345,7 +345,7 @@ class StreamSession:
     def _new_job(self, index: int, utterance: Utterance, kind: str) -> int:
         options = TranscribeOptions(language=self.language, beam_size=self._beam_size,
                                     word_timestamps=(kind == "final"), temperature=0.0,
-                                    prompt=self.options.prompt)
+                                    prompt=self.options.prompt, draft=(kind == "partial"))
         context = self._left_context(self._channels[index], utterance) if kind == "final" \
             else np.zeros(0, np.int16)
         job = Job(next(self._ids), index, utterance.index, kind,

@@ -74,6 +74,9 @@ class TranscribeOptions:
 
     `language=None` detects it; `languages` restricts detection to a set.
     `temperature` may be a tuple: a fallback schedule, as in Whisper.
+    `draft` marks a partial, which a final will replace: a backend spends no second pass on
+    a doubtful decode of it (an unfinished sentence is expected mid-utterance; a looping or
+    runaway one gives no text rather than a slower redo).
     """
 
     language: str | None = None
@@ -85,6 +88,7 @@ class TranscribeOptions:
     word_timestamps: bool = True
     beam_size: int = 1
     vad_filter: bool = False
+    draft: bool = False
 
 
 @dataclass(frozen=True)

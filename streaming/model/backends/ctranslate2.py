@@ -11,6 +11,8 @@ thrown away and the audio transcribed again on the full-window path
 (`FasterWhisperTranscriber`, which shares the loaded weights). Words timestamped at or
 past the end of the audio are dropped.
 
+A draft (a partial, `TranscribeOptions.draft`) is never redone: mid-utterance an unfinished
+sentence is what it should be, and a looping or runaway draft just gives no text.
 Audio longer than 30 s and VAD-filtered calls go to the full-window path unchanged.
 `transcribe_batch` runs several calls with the same options as one encoder and one
 generate call, padded to the longest window in the batch (split where the encoder's memory
@@ -145,6 +147,8 @@ class BackendStats:
     windows: int = 0           # calls decoded on an adaptive window
     fallbacks: int = 0         # of those, redone on the full window
     long_calls: int = 0        # calls over 30 s (or VAD-filtered) sent to the full path
+    drafts_kept: int = 0       # drafts (partials) kept although unterminated
+    drafts_dropped: int = 0    # drafts that looped or ran away: no text, no redo
     reasons: dict[str, int] | None = None
 
     def count(self, reason: str) -> None:
@@ -308,7 +312,15 @@ class CTranslate2Transcriber:
                                     closed=bool(tokens) and tokens[-1] >= tokenizer.timestamp_begin,
                                     config=self.window)
             self.stats.windows += 1
-            if verdict is not None:
+            if verdict is not None and options.draft:
+                self.stats.drafts_kept += verdict == "unterminated"
+                if verdict != "unterminated":
+                    self.stats.drafts_dropped += 1
+                    out.append(self._transcript([], tokenizer, language, language_prob,
+                                                durations[i], options, temperature,
+                                                avg_logprob, result.no_speech_prob))
+                    continue
+            elif verdict is not None:
                 self.stats.count(verdict)
                 out.append(self._full.transcribe(audios[i], replace(options, language=language)))
                 continue

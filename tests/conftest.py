@@ -30,9 +30,10 @@ from streaming.model.engine import Engine, load_local
 from streaming.model.transcriber import TranscribeOptions, Transcriber
 
 CALIBRATION_CLIP = "en_lj_LJ001-0004"      # 5.1 s of LJ Speech
-# That call on the machine the waits were written for (2-core AMD EPYC, base int8, 2 threads),
-# per backend: faster-whisper measured there (0.75 s); the adaptive-window backend encodes a
-# 10 s window instead of 30 s and took a third of that, back to back on the same machine.
+# That call on the machine the waits were written for (2-core AMD EPYC, base int8, the default
+# ModelConfig), per backend: faster-whisper measured there (0.75 s); the adaptive-window backend
+# encodes a 10 s window instead of 30 s and took about a third of that, back to back on the
+# same machine (0.23-0.28 s, one thread or two alike).
 REFERENCE_CALL_S = {"faster-whisper": 0.75, "ctranslate2": 0.25}
 
 

@@ -122,7 +122,7 @@ def test_a_failed_guard_falls_back_to_the_full_window(backend):
 
 def test_a_draft_is_never_redone_on_the_full_window(backend):
     """A partial that runs away gives no text; one cut mid-sentence (no closing timestamp,
-    as a partial is) keeps its words; neither costs a second, 30 s pass."""
+    as a partial is) or unsure of its words keeps them; none costs a second, 30 s pass."""
     audio = clip("en_lj_LJ001-0002")
     draft = replace(ENGLISH, word_timestamps=False, draft=True)
     capped = backend.with_window(WindowConfig(max_tokens_per_s=0.5, min_tokens=2))
@@ -134,6 +134,12 @@ def test_a_draft_is_never_redone_on_the_full_window(backend):
     assert plain.stats.fallbacks == 0
     assert words and words.split()[0].lower().strip(",.") in \
         item("en_lj_LJ001-0002").text.lower()
+    # Every decode is below a log-probability floor of 0: a final is redone, a draft kept.
+    doubtful = backend.with_window(replace(backend.window, avg_logprob_min=0.0))
+    assert doubtful.transcribe(audio, draft).text == plain.transcribe(audio, draft).text
+    assert doubtful.stats.fallbacks == 0 and doubtful.stats.drafts_kept >= 1
+    doubtful.transcribe(audio, replace(ENGLISH, word_timestamps=False))
+    assert doubtful.stats.fallbacks == 1
 
 
 def test_language_detection_on_non_english_speech(backend):

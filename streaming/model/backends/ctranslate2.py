@@ -12,7 +12,8 @@ thrown away and the audio transcribed again on the full-window path
 past the end of the audio are dropped.
 
 A draft (a partial, `TranscribeOptions.draft`) is never redone: mid-utterance an unfinished
-sentence is what it should be, and a looping or runaway draft just gives no text.
+sentence is what it should be, and the first half second of a word is often improbable, so
+both are kept (the final replaces them); a looping or runaway draft just gives no text.
 Audio longer than 30 s and VAD-filtered calls go to the full-window path unchanged.
 `transcribe_batch` runs several calls with the same options as one encoder and one
 generate call, padded to the longest window in the batch (split where the encoder's memory
@@ -34,6 +35,8 @@ from ..transcriber import (SAMPLE_RATE, ModelInfo, Segment, TranscribeOptions, T
 from ..weights import ResolvedModel
 from .faster_whisper import FasterWhisperConfig, FasterWhisperTranscriber, checked_language
 
+# Verdicts a draft survives: cut mid-sentence, or unsure of a word heard only in part.
+DOUBTFUL_DRAFT = frozenset({"unterminated", "logprob"})
 FULL_WINDOW_FRAMES = 3000      # Whisper's 30 s window, in 10 ms mel frames
 FRAMES_PER_SECOND = 100
 TIME_PRECISION = 0.02          # seconds per timestamp token
@@ -147,7 +150,7 @@ class BackendStats:
     windows: int = 0           # calls decoded on an adaptive window
     fallbacks: int = 0         # of those, redone on the full window
     long_calls: int = 0        # calls over 30 s (or VAD-filtered) sent to the full path
-    drafts_kept: int = 0       # drafts (partials) kept although unterminated
+    drafts_kept: int = 0       # drafts (partials) kept although unterminated or improbable
     drafts_dropped: int = 0    # drafts that looped or ran away: no text, no redo
     reasons: dict[str, int] | None = None
 
@@ -313,8 +316,9 @@ class CTranslate2Transcriber:
                                     config=self.window)
             self.stats.windows += 1
             if verdict is not None and options.draft:
-                self.stats.drafts_kept += verdict == "unterminated"
-                if verdict != "unterminated":
+                if verdict in DOUBTFUL_DRAFT:
+                    self.stats.drafts_kept += 1
+                else:
                     self.stats.drafts_dropped += 1
                     out.append(self._transcript([], tokenizer, language, language_prob,
                                                 durations[i], options, temperature,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -66,6 +67,13 @@ def slowness() -> float:
     started = time.perf_counter()
     model.transcribe(audio, options)
     return max(1.0, (time.perf_counter() - started) / REFERENCE_CALL_S[model.info.backend])
+
+
+def ctrl_c_reaches_child() -> None:
+    """Popen's preexec_fn for a child a test sends Ctrl-C (SIGINT): a shell starts a background
+    job (`cmd &`, as a CI runner may) with SIGINT ignored and children inherit that, so the
+    child gets the default action back, as under a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def timeout(seconds: float) -> float:

@@ -9,8 +9,9 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 
-from .conftest import timeout
+from .conftest import ctrl_c_reaches_child, timeout
 
 _LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
@@ -18,11 +19,12 @@ _LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 class ServerProcess:
     """A server on 127.0.0.1, any free port; every line it logs is kept in `lines`."""
 
-    def __init__(self, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, env: dict[str, str] | None = None, args: tuple[str, ...] = (),
+                 preexec: Callable[[], None] = ctrl_c_reaches_child) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streaming.cli", "serve", "--port", "0", *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, **(env or {})})
+            env={**os.environ, **(env or {})}, preexec_fn=preexec)
         self.lines: list[str] = []
         self.port: int | None = None
         self._listening = threading.Event()

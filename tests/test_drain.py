@@ -200,3 +200,19 @@ async def test_ctrl_c_drains_too_and_a_second_one_stops_waiting():
         exit_code = await asyncio.to_thread(server.proc.wait, timeout(60))
         writer.close()
     assert exit_code == 130 and "drain stopped after" in server.log
+
+
+def _ignore_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+async def test_ctrl_c_to_a_background_server_still_drains_and_exits_130():
+    """`streamscribe serve &` inherits SIGINT ignored: uvicorn still takes it as a shutdown,
+    and the exit status is the CLI's usual 130, not the 0 a lost re-raise would give."""
+    with ServerProcess(preexec=_ignore_ctrl_c) as server:
+        listener = await open_listen(server, mid_utterance())
+        server.signal(signal.SIGINT)
+        messages, code, _ = await asyncio.wait_for(read_until_closed(listener), timeout(120))
+        assert results(messages, final=True) and code == 1001
+        exit_code = await asyncio.to_thread(server.proc.wait, timeout(60))
+    assert exit_code == 130 and "drained in" in server.log

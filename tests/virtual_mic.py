@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .conftest import timeout
+from .conftest import ctrl_c_reaches_child, timeout
 
 REPO = Path(__file__).resolve().parent.parent
 SINK = "streamscribe_mic"
@@ -66,7 +66,8 @@ class Captured:
     def __init__(self, args: list[str], env: dict) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", *args], cwd=REPO, env={**env, "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=ctrl_c_reaches_child)
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         self.listening = threading.Event()

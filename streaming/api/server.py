@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
 import threading
+from types import FrameType
 from typing import Iterator
 
 import uvicorn
@@ -60,6 +62,11 @@ class DrainingServer(uvicorn.Server):
     def __init__(self, app: Starlette, host: str, port: int, log_level: str = "info") -> None:
         super().__init__(uvicorn_config(app, host, port, log_level))
         self.state: AppState = app.state.streamscribe
+        self.signals: list[int] = []              # the shutdown signals received, in order
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.signals.append(sig)
+        super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         lifecycle = self.state.lifecycle
@@ -72,8 +79,15 @@ class DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def serve(config: ServerConfig) -> None:
-    DrainingServer(create_app(config), config.host, config.port).run()
+def serve(config: ServerConfig) -> bool:
+    """Serve until a signal has drained the server; True when that signal was SIGINT.
+
+    uvicorn re-raises the signal once it has shut down, which normally ends the CLI with a
+    KeyboardInterrupt. A server started as a background job (`streamscribe serve &`) inherits
+    SIGINT ignored, so that re-raise does nothing: the flag gives it the same exit status."""
+    server = DrainingServer(create_app(config), config.host, config.port)
+    server.run()
+    return signal.SIGINT in server.signals
 
 
 class BackgroundServer:

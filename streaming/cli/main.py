@@ -29,8 +29,8 @@ def _serve(args: argparse.Namespace) -> int:
     config = replace(config, host=args.host or config.host, port=port,
                      model=model)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    serve(config)
-    return 0
+    interrupted = serve(config)
+    return 130 if interrupted else 0
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -73,7 +73,10 @@ class ModelConfig:
     # from the curve in docs/streaming.md); "faster-whisper": every call padded to 30 s.
     backend: str = "ctranslate2"
     min_window_s: float = 10.0
-    max_batch: int = 8                   # queued calls of one kind run as one model call
+    # Queued calls of one kind run as one model call. Off (1) by default: on one CPU thread per
+    # call a batch saves some CPU but every final in it waits for the slowest, which at 32
+    # streams cost more latency than it saved (docs/streaming.md); worth it on a GPU.
+    max_batch: int = 1
     # English partials on a smaller model ("" = partials on the main model); finals always
     # use the main model.
     partial_model: str = "tiny.en"

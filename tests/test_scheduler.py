@@ -108,7 +108,7 @@ async def test_a_failing_batch_fails_only_the_bad_job():
         return "ok"
 
     fake = BatchingFake(script=script)
-    scheduler = TranscriptionScheduler(fake, workers=1)
+    scheduler = TranscriptionScheduler(fake, workers=1, max_batch=8)
     await scheduler.start()
     try:
         results = await _while_busy(fake, release, scheduler,

@@ -10,7 +10,7 @@ from ..config import ModelConfig
 from ..errors import ModelNotFound, StreamscribeError
 from .backends.ctranslate2 import CTranslate2Transcriber, WindowConfig
 from .backends.faster_whisper import FasterWhisperConfig, FasterWhisperTranscriber
-from .memory import tune_malloc
+from .memory import tune_memory
 from .scheduler import TranscriptionScheduler
 from .transcriber import Transcriber
 from .weights import resolve_model
@@ -67,7 +67,7 @@ class Engine:
         return name
 
     async def start(self) -> None:
-        tune_malloc()  # before the model and its worker threads allocate
+        tune_memory()  # before the model and its worker threads allocate
         await self.get(self.default)
 
     async def get(self, public: str | None = None) -> TranscriptionScheduler:

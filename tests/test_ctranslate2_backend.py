@@ -16,7 +16,8 @@ from streaming.errors import InvalidParameter
 from streaming.eval.corpus import human_english, item, items
 from streaming.eval.scoring import error_counts
 from streaming.model.backends.ctranslate2 import (CTranslate2Transcriber, WindowConfig,
-                                                  guard_verdict, repeats, split_segments)
+                                                  guard_verdict, repeats, split_segments,
+                                                  uncovered_speech_s)
 from streaming.model.transcriber import SAMPLE_RATE, BatchTranscriber, TranscribeOptions
 
 ENGLISH = TranscribeOptions(language="en", temperature=0.0)
@@ -59,9 +60,26 @@ def test_guard_verdicts():
     assert guard_verdict(**{**fine, "text_tokens": [1, 2, 3, 4] * 2}) == "repetition"
     assert guard_verdict(**{**fine, "text": "the broth of the broth " * 6}) == "compression"
     assert guard_verdict(**{**fine, "avg_logprob": -1.5}) == "logprob"
+    assert guard_verdict(**{**fine, "uncovered_s": 0.5}) == "uncovered"
+    assert guard_verdict(**{**fine, "uncovered_s": 0.2}) is None
     # improbable but most likely silence: Whisper's own rule skips it, nothing to redo
     assert guard_verdict(**{**fine, "avg_logprob": -1.5, "no_speech_prob": 0.9}) is None
     assert guard_verdict(**{**fine, "hit_cap": True, "config": WindowConfig(guards=False)}) is None
+
+
+def test_uncovered_speech_counts_loud_audio_after_the_last_timestamp():
+    rate = SAMPLE_RATE
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(2 * rate) / rate).astype(np.float32)
+    hiss = np.random.default_rng(0).normal(0, 0.005, rate).astype(np.float32)   # -40 dB
+    # speech, then a quiet (even noisy) end: nothing left out
+    assert uncovered_speech_s(np.concatenate([tone, hiss]), 2.0, db=15) == 0.0
+    # the decode stopped at 1.0 s of 2 s of speech: ~0.75 s past its margin is loud
+    assert 0.6 < uncovered_speech_s(np.concatenate([tone, hiss]), 1.0, db=15) < 0.8
+    # a quieter word (-10 dB) after the last timestamp still counts; -20 dB does not
+    for gain, left_out in ((0.3, True), (0.1, False)):
+        audio = np.concatenate([tone, gain * tone[:rate]])
+        assert (uncovered_speech_s(audio, 2.0, db=15) >= 0.3) is left_out
+    assert uncovered_speech_s(np.zeros(rate, np.float32), 0.5, db=15) == 0.0
 
 
 def test_split_segments_drops_what_starts_past_the_end():

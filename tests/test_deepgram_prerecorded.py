@@ -123,7 +123,8 @@ def test_url_as_curl_sends_it_detecting_the_language(limited, files_server):
     assert response.status_code == 200, response.text
     channel = validated(response.json()).results.channels[0]
     assert channel.detected_language == "de"
-    assert "Portal" in channel.alternatives[0].transcript      # base is weak on German
+    # base is weak on German ("Portal liegende" or "portalliegende", by CPU), but hears this
+    assert "portal" in channel.alternatives[0].transcript.lower()
     # A URL the allow-list does not cover is refused (the batch API's SSRF guard).
     deepgram_error(listen(limited, json={"url": "http://10.0.0.1/a.wav"}), 400, "url_not_allowed")
 

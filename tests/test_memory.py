@@ -6,13 +6,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from streaming.model import memory
+
+REPO = Path(__file__).resolve().parent.parent
 
 # In a fresh process (oneDNN reads its cache setting once): load base the way the server
 # does, transcribe 12 prefixes of one reading, 10-21 s (12 window lengths, each its own
 # encoder shape), and print how much the resident size grew after the first.
 GROWTH_SCRIPT = """
+import os
+
+from bench.processes import rss_bytes
 from streaming.audio import to_float32
 from streaming.config import ModelConfig
 from streaming.eval.corpus import item
@@ -21,8 +27,7 @@ from streaming.model.memory import release_free_memory, tune_memory
 from streaming.model.transcriber import SAMPLE_RATE, TranscribeOptions
 
 def rss_mb():
-    with open("/proc/self/status") as status:
-        return int(next(l for l in status if l.startswith("VmRSS:")).split()[1]) / 1024
+    return rss_bytes(os.getpid()) / 2**20
 
 tune_memory()
 model = load_local("base", ModelConfig())
@@ -51,7 +56,7 @@ def test_tune_memory_bounds_the_primitive_cache_unless_the_environment_sets_it(m
 def test_resident_memory_stays_flat_across_window_lengths():
     # Without the bound, oneDNN kept ~2 MB per window length: 38 MB over 18 lengths.
     done = subprocess.run([sys.executable, "-c", GROWTH_SCRIPT], capture_output=True,
-                          text=True, timeout=600, check=False)
+                          text=True, timeout=600, check=False, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     grown = float(done.stdout.split()[-1])
     print(f"RSS grew {grown:.1f} MB over 12 window lengths")
